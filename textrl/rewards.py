@@ -1,0 +1,343 @@
+"""Exact incremental BLEU/ROUGE for dense per-token rewards.
+
+:class:`IncrementalScorer` holds one example's references and the current hypothesis text. Each
+``update(text)`` returns every metric of ``text`` with exactly the values
+:class:`textrl.metrics.SentenceScorer` (that is, rouge-score and sacrebleu) gives for ``text``,
+but updated from the previous text instead of re-scored:
+
+- The metric tokens of the new text are compared with the old ones; only the changed tail is
+  popped and pushed. When the old text ends with white space and the new text extends it (the
+  common case), only the appended part is tokenized for ROUGE, since rouge-score's tokens never
+  span white space. BLEU's 13a tokenizer is not local in that way (``-\\n`` joins words, ``.5``
+  depends on the previous character), so the whole text goes through sacrebleu's own cached
+  tokenizer and the token lists are diffed.
+- ROUGE-N and BLEU n-gram matches are clipped counts updated per token (push and pop);
+  ROUGE-L's LCS is a bit-parallel row per reference (Hyyrö 2004), one big-int update per token.
+- Final values use the libraries' own arithmetic: ``rouge_score.scoring.fmeasure`` on the same
+  integer counts and ``sacrebleu.BLEU.compute_bleu`` on the same statistics, so results are
+  bit-identical, not merely close. ROUGE-Lsum (rarely dense) calls rouge-score's summary-level
+  LCS on the cached sentence tokens whenever the text changes.
+
+:class:`RewardSpec` turns metric values into one reward: a weighted sum, with BLEU divided by
+100 so every term lies in [0, 1].
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from rouge_score import rouge_scorer
+from rouge_score.scoring import fmeasure
+from sacrebleu.metrics import BLEU
+
+from textrl.metrics import METRICS, MetricConfig, lsum_text, rouge_tokenize_fn
+
+_BLEU_ORDER = 4
+
+
+def _common_prefix(a: Sequence[str], b: Sequence[str]) -> int:
+    n = min(len(a), len(b))
+    i = 0
+    while i < n and a[i] == b[i]:
+        i += 1
+    return i
+
+
+class _NgramMatcher:
+    """Clipped n-gram overlap of a growing token list against fixed reference counts.
+
+    ``refs[r][g]`` is reference ``r``'s count of n-gram ``g`` (for BLEU: one merged "reference"
+    holding the maximum count over references, as sacrebleu does). ``overlap[r][n-1]`` is
+    sum over g of min(hyp[g], refs[r][g]) for n-grams of order n, ``total[n-1]`` the number of
+    hypothesis n-grams of order n.
+    """
+
+    def __init__(self, refs: list[Counter], orders: Sequence[int]) -> None:
+        self.refs = refs
+        self.orders = tuple(orders)
+        self.hyp: Counter = Counter()
+        self.overlap = [[0] * len(self.orders) for _ in refs]
+        self.total = [0] * len(self.orders)
+
+    def push(self, tokens: Sequence[str], i: int) -> None:
+        """Account for token ``tokens[i]`` appended after ``tokens[:i]``."""
+        for k, n in enumerate(self.orders):
+            if i + 1 < n:
+                continue
+            g = tuple(tokens[i + 1 - n:i + 1])
+            c = self.hyp[g] + 1
+            self.hyp[g] = c
+            self.total[k] += 1
+            for r, ref in enumerate(self.refs):
+                if c <= ref.get(g, 0):
+                    self.overlap[r][k] += 1
+
+    def pop(self, tokens: Sequence[str], i: int) -> None:
+        """Undo :meth:`push` of ``tokens[i]`` (the last token pushed)."""
+        for k, n in enumerate(self.orders):
+            if i + 1 < n:
+                continue
+            g = tuple(tokens[i + 1 - n:i + 1])
+            c = self.hyp[g]
+            self.hyp[g] = c - 1
+            self.total[k] -= 1
+            for r, ref in enumerate(self.refs):
+                if c <= ref.get(g, 0):
+                    self.overlap[r][k] -= 1
+
+
+class _LcsRows:
+    """Bit-parallel LCS length of a growing token list against each reference (Hyyrö 2004).
+
+    Bit j of ``row`` is 0 where reference position j is matched; LCS = m - popcount(row).
+    ``rows[t]`` is the row after t hypothesis tokens, so popping is truncation.
+    """
+
+    def __init__(self, refs: list[list[str]]) -> None:
+        self.lengths = [len(r) for r in refs]
+        self.masks = [(1 << m) - 1 for m in self.lengths]
+        self.match: list[dict[str, int]] = []
+        for ref in refs:
+            bits: dict[str, int] = {}
+            for j, tok in enumerate(ref):
+                bits[tok] = bits.get(tok, 0) | (1 << j)
+            self.match.append(bits)
+        self.rows: list[list[int]] = [list(self.masks)]
+
+    def push(self, token: str) -> None:
+        prev = self.rows[-1]
+        row = []
+        for v, bits, mask in zip(prev, self.match, self.masks):
+            u = v & bits.get(token, 0)
+            row.append(((v + u) | (v - u)) & mask)
+        self.rows.append(row)
+
+    def truncate(self, n_tokens: int) -> None:
+        del self.rows[n_tokens + 1:]
+
+    def lcs(self) -> list[int]:
+        return [m - v.bit_count() for m, v in zip(self.lengths, self.rows[-1])]
+
+
+class IncrementalScorer:
+    """Every requested metric of a growing hypothesis against one example's references.
+
+    ``update(text)`` returns ``{metric: value}`` equal to ``SentenceScorer(metrics,
+    config).score(text, references)``: ROUGE F1 in [0, 1], BLEU in sacrebleu's 0-100 scale.
+    """
+
+    def __init__(self, references: Sequence[str], metrics: Sequence[str] = METRICS,
+                 config: MetricConfig | None = None, *, _shared: _SharedTools | None = None
+                 ) -> None:
+        if isinstance(references, str) or not references:
+            raise ValueError(f"references: expected a non-empty list of str, got {references!r}")
+        self.metrics = tuple(metrics)
+        unknown = [m for m in self.metrics if m not in METRICS]
+        if unknown:
+            raise ValueError(f"metrics: unknown {unknown}; expected some of {METRICS}")
+        self.config = config or MetricConfig()
+        tools = _shared or _SharedTools(self.config)
+        self._tools = tools
+        self.references = list(references)
+        self._rouge_n = [int(m[5:]) for m in self.metrics if m in ("rouge1", "rouge2")]
+        self._want_l = "rougeL" in self.metrics
+        self._want_lsum = "rougeLsum" in self.metrics
+        self._want_bleu = "bleu" in self.metrics
+        self._want_rouge_tokens = bool(self._rouge_n) or self._want_l
+
+        ref_tokens = [tools.rouge_tokenize(r) for r in self.references]
+        self._ref_ngram_totals = {n: [max(len(t) - n + 1, 0) for t in ref_tokens]
+                                  for n in self._rouge_n}
+        self._rouge = _NgramMatcher(
+            [Counter(g for n in self._rouge_n for g in _ngrams(t, n)) for t in ref_tokens],
+            self._rouge_n)
+        self._lcs = _LcsRows(ref_tokens) if self._want_l else None
+        self._rtokens: list[str] = []
+        self._text = ""
+
+        if self._want_lsum:
+            self._ref_sents = [[tools.rouge_tokenize(s) for s in lsum_text(r, self.config)
+                                .split("\n") if s] for r in self.references]
+        if self._want_bleu:
+            bleu = tools.bleu
+            info = bleu._extract_reference_info(
+                [bleu._preprocess_segment(r) for r in self.references])
+            self._ref_lens: list[int] = info["ref_lens"]
+            self._bleu = _NgramMatcher([info["ref_ngrams"]], range(1, _BLEU_ORDER + 1))
+            self._btokens: list[str] = []
+        self.values = self._compute()
+
+    # -- updating ---------------------------------------------------------------------------
+
+    def reset_text(self) -> dict[str, float]:
+        """Back to the empty hypothesis (references kept)."""
+        return self.update("")
+
+    def update(self, text: str) -> dict[str, float]:
+        """Score ``text`` (usually the previous text plus a few words) and return the values."""
+        if text == self._text:
+            return self.values
+        if self._want_rouge_tokens:
+            if text.startswith(self._text) and (not self._text or self._text[-1].isspace()):
+                new = self._rtokens + self._tools.rouge_tokenize(text[len(self._text):])
+                keep = len(self._rtokens)
+            else:
+                new = self._tools.rouge_tokenize(text)
+                keep = _common_prefix(self._rtokens, new)
+            self._sync_rouge(new, keep)
+        if self._want_bleu:
+            new = self._tools.bleu._preprocess_segment(text).split()
+            self._sync_bleu(new, _common_prefix(self._btokens, new))
+        self._text = text
+        self.values = self._compute()
+        return self.values
+
+    def _sync_rouge(self, new: list[str], keep: int) -> None:
+        old = self._rtokens
+        for i in range(len(old) - 1, keep - 1, -1):
+            self._rouge.pop(old, i)
+        if self._lcs is not None:
+            self._lcs.truncate(keep)
+        for i in range(keep, len(new)):
+            self._rouge.push(new, i)
+            if self._lcs is not None:
+                self._lcs.push(new[i])
+        self._rtokens = new
+
+    def _sync_bleu(self, new: list[str], keep: int) -> None:
+        old = self._btokens
+        for i in range(len(old) - 1, keep - 1, -1):
+            self._bleu.pop(old, i)
+        for i in range(keep, len(new)):
+            self._bleu.push(new, i)
+        self._btokens = new
+
+    # -- values -----------------------------------------------------------------------------
+
+    def _compute(self) -> dict[str, float]:
+        out: dict[str, float] = {}
+        n_hyp = len(self._rtokens)
+        for k, n in enumerate(self._rouge_n):
+            pred_total = max(n_hyp - n + 1, 0)
+            best = None
+            for r, ref_total in enumerate(self._ref_ngram_totals[n]):
+                inter = self._rouge.overlap[r][k]
+                f = fmeasure(inter / max(pred_total, 1), inter / max(ref_total, 1))
+                if best is None or f > best:
+                    best = f
+            out[f"rouge{n}"] = float(best)
+        if self._lcs is not None:
+            best = None
+            for lcs, m in zip(self._lcs.lcs(), self._lcs.lengths):
+                f = 0.0 if not m or not n_hyp else fmeasure(lcs / n_hyp, lcs / m)
+                if best is None or f > best:
+                    best = f
+            out["rougeL"] = float(best)
+        if self._want_lsum:
+            out["rougeLsum"] = self._lsum()
+        if self._want_bleu:
+            sys_len = len(self._btokens)
+            ref_len = self._tools.bleu._get_closest_ref_len(sys_len, self._ref_lens)
+            out["bleu"] = float(BLEU.compute_bleu(
+                list(self._bleu.overlap[0]), list(self._bleu.total), sys_len, ref_len,
+                smooth_method="exp", effective_order=True, max_ngram_order=_BLEU_ORDER).score)
+        return {m: out[m] for m in self.metrics}
+
+    def _lsum(self) -> float:
+        sents = [self._tools.rouge_tokenize_cached(s)
+                 for s in lsum_text(self._text, self.config).split("\n") if s]
+        best = None
+        for ref_sents in self._ref_sents:
+            f = float(rouge_scorer._summary_level_lcs(ref_sents, sents).fmeasure)
+            if best is None or f > best:
+                best = f
+        return float(best)
+
+
+class _SharedTools:
+    """Tokenizers shared by every scorer of one environment (their caches are worth keeping)."""
+
+    def __init__(self, config: MetricConfig) -> None:
+        self.rouge_tokenize = rouge_tokenize_fn(config)
+        self.bleu = BLEU(effective_order=True, tokenize="zh" if config.cjk else "13a")
+        self._sent_cache: dict[str, list[str]] = {}
+
+    def rouge_tokenize_cached(self, sentence: str) -> list[str]:
+        toks = self._sent_cache.get(sentence)
+        if toks is None:
+            if len(self._sent_cache) > 100_000:
+                self._sent_cache.clear()
+            toks = self._sent_cache[sentence] = self.rouge_tokenize(sentence)
+        return toks
+
+
+def _ngrams(tokens: Sequence[str], n: int):
+    return (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+
+
+def shared_tools(config: MetricConfig) -> _SharedTools:
+    """One set of tokenizers (with caches) to pass to many :class:`IncrementalScorer`."""
+    return _SharedTools(config)
+
+
+# ---------------------------------------------------------------------------------------------
+
+_TERM_RE = re.compile(r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<m>[A-Za-z0-9]+)\s*$")
+ALIASES = {"rouge": {"rouge1": 1 / 3, "rouge2": 1 / 3, "rougeL": 1 / 3}}
+
+
+@dataclass(frozen=True)
+class RewardSpec:
+    """A reward as a weighted sum of metrics; BLEU enters divided by 100.
+
+    Parse from ``"rougeL"``, ``"rouge1+rouge2"``, ``"0.5*rouge1 + 0.5*bleu"``, ``"rouge"``
+    (the mean of ROUGE-1, ROUGE-2 and ROUGE-L) or a mapping ``{"rouge1": 0.5, "bleu": 0.5}``.
+    """
+
+    weights: tuple[tuple[str, float], ...]
+
+    @classmethod
+    def parse(cls, spec: str | Mapping[str, float] | RewardSpec) -> RewardSpec:
+        if isinstance(spec, RewardSpec):
+            return spec
+        if isinstance(spec, Mapping):
+            items = list(spec.items())
+        elif isinstance(spec, str) and spec.strip():
+            items = []
+            for term in spec.split("+"):
+                m = _TERM_RE.match(term)
+                if m is None:
+                    raise ValueError(f"reward: cannot parse term {term!r} of {spec!r}; expected "
+                                     f"'metric' or 'weight*metric' with metrics {METRICS}")
+                w = float(m["w"]) if m["w"] else 1.0
+                if m["m"] in ALIASES:
+                    items += [(k, w * v) for k, v in ALIASES[m["m"]].items()]
+                else:
+                    items.append((m["m"], w))
+        else:
+            raise ValueError(f"reward: expected a metric expression or mapping, got {spec!r}")
+        merged: dict[str, float] = {}
+        for name, w in items:
+            if name not in METRICS:
+                raise ValueError(f"reward: unknown metric {name!r}; expected one of {METRICS} "
+                                 f"or {sorted(ALIASES)}")
+            if not isinstance(w, (int, float)) or w != w:
+                raise ValueError(f"reward: weight of {name!r} must be a number, got {w!r}")
+            merged[name] = merged.get(name, 0.0) + float(w)
+        return cls(tuple(merged.items()))
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        return tuple(m for m, _ in self.weights)
+
+    def __call__(self, values: Mapping[str, float]) -> float:
+        total = 0.0
+        for m, w in self.weights:
+            total += w * (values[m] / 100.0 if m == "bleu" else values[m])
+        return total
+
+    def __str__(self) -> str:
+        return " + ".join(f"{w:g}*{m}" for m, w in self.weights)
