@@ -7,15 +7,17 @@ but updated from the previous text instead of re-scored:
 
 - The metric tokens of the new text are compared with the old ones; only the changed tail is
   popped and pushed. When the old text ends with white space and the new text extends it (the
-  common case), only the appended part is tokenized for ROUGE, since rouge-score's tokens never
-  span white space. BLEU's 13a tokenizer is not local in that way (``-\\n`` joins words, ``.5``
-  depends on the previous character), so the whole text goes through sacrebleu's own cached
-  tokenizer and the token lists are diffed.
+  common case), only the appended part is tokenized, by the libraries' own tokenizers: rouge-score
+  tokens never span white space, and sacrebleu's 13a rules look at one neighbouring character at
+  most, so a white-space boundary isolates them, except a line break after ``-`` (13a joins
+  ``-\\n``) and ``<skipped>`` markers, for which (and for the ``zh`` tokenizer) the whole text is
+  re-tokenized. Otherwise the whole text is re-tokenized and the token lists diffed.
 - ROUGE-N and BLEU n-gram matches are clipped counts updated per token (push and pop);
   ROUGE-L's LCS is a bit-parallel row per reference (Hyyrö 2004), one big-int update per token.
 - Final values use the libraries' own arithmetic: ``rouge_score.scoring.fmeasure`` on the same
-  integer counts and ``sacrebleu.BLEU.compute_bleu`` on the same statistics, so results are
-  bit-identical, not merely close. ROUGE-Lsum (rarely dense) calls rouge-score's summary-level
+  integer counts, and :func:`sentence_bleu_from_stats`, which repeats
+  ``sacrebleu.BLEU.compute_bleu``'s operations in order on the same statistics, so results are
+  bit-identical, not merely close (the tests compare with ``==``). ROUGE-Lsum (rarely dense) calls rouge-score's summary-level
   LCS on the cached sentence tokens whenever the text changes.
 
 :class:`RewardSpec` turns metric values into one reward: a weighted sum, with BLEU divided by
@@ -24,6 +26,7 @@ but updated from the previous text instead of re-scored:
 
 from __future__ import annotations
 
+import math
 import re
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -60,6 +63,11 @@ class _NgramMatcher:
         self.orders = tuple(orders)
         self.hyp: Counter = Counter()
         self.overlap = [[0] * len(self.orders) for _ in refs]
+        self.total = [0] * len(self.orders)
+
+    def clear(self) -> None:
+        self.hyp.clear()
+        self.overlap = [[0] * len(self.orders) for _ in self.refs]
         self.total = [0] * len(self.orders)
 
     def push(self, tokens: Sequence[str], i: int) -> None:
@@ -168,13 +176,22 @@ class IncrementalScorer:
             self._ref_lens: list[int] = info["ref_lens"]
             self._bleu = _NgramMatcher([info["ref_ngrams"]], range(1, _BLEU_ORDER + 1))
             self._btokens: list[str] = []
-        self.values = self._compute()
+        self.values = self._empty_values = self._compute()
 
     # -- updating ---------------------------------------------------------------------------
 
     def reset_text(self) -> dict[str, float]:
-        """Back to the empty hypothesis (references kept)."""
-        return self.update("")
+        """Back to the empty hypothesis (references kept), without popping token by token."""
+        self._rouge.clear()
+        if self._lcs is not None:
+            self._lcs.truncate(0)
+        self._rtokens = []
+        if self._want_bleu:
+            self._bleu.clear()
+            self._btokens = []
+        self._text = ""
+        self.values = self._empty_values
+        return self.values
 
     def update(self, text: str) -> dict[str, float]:
         """Score ``text`` (usually the previous text plus a few words) and return the values."""
@@ -189,11 +206,25 @@ class IncrementalScorer:
                 keep = _common_prefix(self._rtokens, new)
             self._sync_rouge(new, keep)
         if self._want_bleu:
-            new = self._tools.bleu._preprocess_segment(text).split()
-            self._sync_bleu(new, _common_prefix(self._btokens, new))
+            bleu = self._tools.bleu
+            if self._bleu_extends(text):
+                new = self._btokens + bleu.tokenizer(text[len(self._text):].rstrip()).split()
+                keep = len(self._btokens)
+            else:
+                new = bleu._preprocess_segment(text).split()
+                keep = _common_prefix(self._btokens, new)
+            self._sync_bleu(new, keep)
         self._text = text
         self.values = self._compute()
         return self.values
+
+    def _bleu_extends(self, text: str) -> bool:
+        """Whether 13a tokens of ``text`` are those of the old text plus those of the rest."""
+        old = self._text
+        if not old or self.config.cjk or not text.startswith(old) or not old[-1].isspace():
+            return False
+        tail = old[len(old.rstrip()):]
+        return "\n" not in tail and "<skipped>" not in text
 
     def _sync_rouge(self, new: list[str], keep: int) -> None:
         old = self._rtokens
@@ -241,9 +272,8 @@ class IncrementalScorer:
         if self._want_bleu:
             sys_len = len(self._btokens)
             ref_len = self._tools.bleu._get_closest_ref_len(sys_len, self._ref_lens)
-            out["bleu"] = float(BLEU.compute_bleu(
-                list(self._bleu.overlap[0]), list(self._bleu.total), sys_len, ref_len,
-                smooth_method="exp", effective_order=True, max_ngram_order=_BLEU_ORDER).score)
+            out["bleu"] = sentence_bleu_from_stats(self._bleu.overlap[0], self._bleu.total,
+                                                   sys_len, ref_len)
         return {m: out[m] for m in self.metrics}
 
     def _lsum(self) -> float:
@@ -272,6 +302,37 @@ class _SharedTools:
                 self._sent_cache.clear()
             toks = self._sent_cache[sentence] = self.rouge_tokenize(sentence)
         return toks
+
+
+def sentence_bleu_from_stats(correct: Sequence[int], total: Sequence[int], sys_len: int,
+                             ref_len: int) -> float:
+    """``sacrebleu.BLEU.compute_bleu(..., smooth_method="exp", effective_order=True).score``.
+
+    The same floating-point operations in the same order (so bit-identical; the tests compare
+    with sacrebleu), without building a ``BLEUScore`` object on every token.
+    """
+    bp = 1.0
+    if sys_len < ref_len:
+        bp = math.exp(1 - ref_len / sys_len) if sys_len > 0 else 0.0
+    if not any(correct):
+        return 0.0
+    precisions = [0.0] * _BLEU_ORDER
+    smooth_mteval = 1.0
+    eff_order = _BLEU_ORDER
+    for n in range(1, _BLEU_ORDER + 1):
+        if total[n - 1] == 0:
+            break
+        eff_order = n
+        if correct[n - 1] == 0:
+            smooth_mteval *= 2
+            precisions[n - 1] = 100.0 / (smooth_mteval * total[n - 1])
+        else:
+            precisions[n - 1] = 100.0 * correct[n - 1] / total[n - 1]
+    return bp * math.exp(sum([_floored_log(p) for p in precisions[:eff_order]]) / eff_order)
+
+
+def _floored_log(p: float) -> float:
+    return -9999999999 if p == 0.0 else math.log(p)
 
 
 def _ngrams(tokens: Sequence[str], n: int):
