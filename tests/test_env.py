@@ -125,7 +125,7 @@ def test_eos_terminates_and_max_tokens_truncates() -> None:
     assert info["scores"] == SentenceScorer().score("", list(e._example.references))
     e.reset(seed=0)
     word = e._token_to_action[e.tokenizer.encode(" the")[0]]
-    for i in range(5):
+    for _ in range(5):
         _, _, term, trunc, info = e.step(word)
     assert trunc and not term and info["text"] == "the the the the the"
     with pytest.raises(RuntimeError, match="episode has ended"):

@@ -173,7 +173,8 @@ def test_real_pairs_every_prefix(scitldr_rows) -> None:
 
 
 def test_sentence_split_for_rouge_lsum() -> None:
-    assert split_sentences("One. Two!  Three?\nFour 3.5 x") == ["One.", "Two!", "Three?", "Four 3.5 x"]
+    assert split_sentences("One. Two!  Three?\nFour 3.5 x") == [
+        "One.", "Two!", "Three?", "Four 3.5 x"]
     assert split_sentences("中文。第二句！") == ["中文。", "第二句！"]
     assert split_sentences("  \n ") == []
 

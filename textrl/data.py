@@ -169,7 +169,8 @@ def _load_cached(data: str, split: str, document_column: str | None,
         rows, columns, where = _read_local(path, split)
         preset = None
     elif _looks_like_path(data):
-        raise FileNotFoundError(f"data: path {data!r} does not exist (resolved to {path.resolve()})")
+        raise FileNotFoundError(
+            f"data: path {data!r} does not exist (resolved to {path.resolve()})")
     else:
         preset = PRESETS.get(data.lower())
         rows, columns, where = _read_hub(data, split, config, preset, trust_remote_code)
@@ -282,8 +283,9 @@ def _to_examples(rows: Iterable[Mapping[str, Any]], doc_col: str, sum_col: str, 
         examples.append(Example(document.strip(), kept))
     skipped = {k: v for k, v in skipped.items() if v}
     if skipped:
-        warnings.warn(f"data: {where}: skipped or dropped {skipped} (kept {len(examples)} examples)",
-                      stacklevel=3)
+        warnings.warn(
+            f"data: {where}: skipped or dropped {skipped} (kept {len(examples)} examples)",
+            stacklevel=3)
     if not examples:
         raise ValueError(f"data: {where} has no usable examples (skipped: {skipped})")
     return ExampleSet(examples, where, split, skipped)

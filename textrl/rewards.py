@@ -17,8 +17,8 @@ but updated from the previous text instead of re-scored:
 - Final values use the libraries' own arithmetic: ``rouge_score.scoring.fmeasure`` on the same
   integer counts, and :func:`sentence_bleu_from_stats`, which repeats
   ``sacrebleu.BLEU.compute_bleu``'s operations in order on the same statistics, so results are
-  bit-identical, not merely close (the tests compare with ``==``). ROUGE-Lsum (rarely dense) calls rouge-score's summary-level
-  LCS on the cached sentence tokens whenever the text changes.
+  bit-identical, not merely close (the tests compare with ``==``). ROUGE-Lsum (rarely dense)
+  calls rouge-score's summary-level LCS on the cached sentence tokens whenever the text changes.
 
 :class:`RewardSpec` turns metric values into one reward: a weighted sum, with BLEU divided by
 100 so every term lies in [0, 1].
@@ -346,7 +346,8 @@ def shared_tools(config: MetricConfig) -> _SharedTools:
 
 # ---------------------------------------------------------------------------------------------
 
-_TERM_RE = re.compile(r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<m>[A-Za-z0-9]+)\s*$")
+_TERM_RE = re.compile(
+    r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<m>[A-Za-z0-9]+)\s*$")
 ALIASES = {"rouge": {"rouge1": 1 / 3, "rouge2": 1 / 3, "rougeL": 1 / 3}}
 
 

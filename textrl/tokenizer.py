@@ -50,7 +50,8 @@ class TextTokenizer:
         self.name = name
         self.special_tokens = {"pad_token": pad, "eos_token": eos, "sep_token": sep,
                                "unk_token": unk}
-        missing = [t for t in dict.fromkeys((pad, eos, sep, unk)) if tokenizer.token_to_id(t) is None]
+        missing = [t for t in dict.fromkeys((pad, eos, sep, unk))
+                   if tokenizer.token_to_id(t) is None]
         if missing:
             tokenizer.add_special_tokens(missing)
         self.pad_id: int = tokenizer.token_to_id(pad)
@@ -102,8 +103,8 @@ class TextTokenizer:
         path = Path(name_or_path).expanduser()
         if (path / "tokenizer.json").is_file() and (path / "special_tokens_map.json").is_file():
             specials = json.loads((path / "special_tokens_map.json").read_text())
-            if all(specials.get(k) == v for k, v in
-                   {"pad_token": PAD, "eos_token": EOS, "sep_token": SEP, "unk_token": UNK}.items()):
+            ours = {"pad_token": PAD, "eos_token": EOS, "sep_token": SEP, "unk_token": UNK}
+            if all(specials.get(k) == v for k, v in ours.items()):
                 return cls(Tokenizer.from_file(str(path / "tokenizer.json")), name=str(path))
         if str(name_or_path).startswith((".", "/", "~")) and not path.exists():
             raise FileNotFoundError(f"tokenizer: path {str(name_or_path)!r} does not exist")
