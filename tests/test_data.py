@@ -1,0 +1,124 @@
+"""Loading summarisation data: built-in corpus, local files and folders, hub presets, bad input."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import datasets
+import pytest
+
+from textrl import data as data_mod
+from textrl.data import Example, load_examples
+
+
+def write_jsonl(path: Path, rows: list[dict]) -> Path:
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_builtin_splits_are_disjoint_and_aliases_work() -> None:
+    train = load_examples("builtin", "train")
+    val = load_examples("builtin", "dev")
+    test = load_examples()
+    assert val.split == "validation" and len(train) >= 3000
+    assert test is load_examples("builtin", "train")  # cached in-process
+    assert not set(train.documents) & set(val.documents)
+    assert all(isinstance(e, Example) and len(e.references) == 1 for e in val)
+    with pytest.raises(ValueError, match="unknown split 'nope'"):
+        load_examples("builtin", "nope")
+
+
+def test_scitldr_folder_loads_as_is_with_all_references(scitldr_dir, scitldr_rows) -> None:
+    dev = load_examples(str(scitldr_dir), "dev")
+    assert len(dev) == len(scitldr_rows["dev"])
+    assert sum(len(e.references) for e in dev) == sum(len(r["target"]) for r in
+                                                      scitldr_rows["dev"])
+    first = scitldr_rows["dev"][0]
+    assert dev[0].document == " ".join(first["source"])
+    assert list(dev[0].references) == first["target"]
+    assert load_examples(str(scitldr_dir), "validation").documents == dev.documents
+    assert len(load_examples(str(scitldr_dir / "test.jsonl"), "test", limit=7)) == 7
+
+
+def test_local_formats(tmp_path: Path) -> None:
+    rows = [{"document": f"Document number {i}.", "summary": f"Summary {i}."} for i in range(4)]
+    write_jsonl(tmp_path / "d.jsonl", rows)
+    datasets.Dataset.from_list(rows).to_csv(str(tmp_path / "d.csv"))
+    datasets.Dataset.from_list(rows).to_parquet(str(tmp_path / "d.parquet"))
+    for name in ("d.jsonl", "d.csv", "d.parquet"):
+        loaded = load_examples(str(tmp_path / name))
+        assert [e.references for e in loaded] == [(f"Summary {i}.",) for i in range(4)]
+    custom = [{"body": "Some text here.", "tldr": ["one", "two"]}]
+    write_jsonl(tmp_path / "c.jsonl", custom)
+    loaded = load_examples(str(tmp_path / "c.jsonl"), document_column="body",
+                           summary_column="tldr")
+    assert loaded[0].references == ("one", "two")
+
+
+def test_bad_input_messages(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="data: path './missing.jsonl' does not exist"):
+        load_examples("./missing.jsonl")
+    (tmp_path / "empty.jsonl").write_text("")
+    with pytest.raises(ValueError, match="is empty"):
+        load_examples(str(tmp_path / "empty.jsonl"))
+    (tmp_path / "folder").mkdir()
+    write_jsonl(tmp_path / "folder" / "train.jsonl", [{"article": "a", "highlights": "b"}])
+    with pytest.raises(ValueError, match=r"split: 'test' not found .* has split files \['train'\]"):
+        load_examples(str(tmp_path / "folder"), "test")
+    write_jsonl(tmp_path / "cols.jsonl", [{"body": "a", "tldr": "b"}])
+    with pytest.raises(ValueError, match=r"columns are \['body', 'tldr'\]; pass document_column"):
+        load_examples(str(tmp_path / "cols.jsonl"))
+    with pytest.raises(ValueError, match="column 'text' not found"):
+        load_examples(str(tmp_path / "cols.jsonl"), document_column="text", summary_column="tldr")
+    write_jsonl(tmp_path / "num.jsonl", [{"document": 3, "summary": "x"}])
+    with pytest.raises(TypeError, match="column 'document' of row 0 .* must be a string"):
+        load_examples(str(tmp_path / "num.jsonl"))
+    (tmp_path / "notes.txt").write_text("hello")
+    with pytest.raises(ValueError, match="unsupported file type '.txt'"):
+        load_examples(str(tmp_path / "notes.txt"))
+
+
+def test_empty_rows_are_skipped_counted_and_warned(tmp_path: Path) -> None:
+    rows = [{"document": "Good document.", "summary": ["ok", ""]},
+            {"document": "  ", "summary": "orphan"},
+            {"document": "No summary here.", "summary": ""},
+            {"document": "Fine again.", "summary": "fine"}]
+    write_jsonl(tmp_path / "mixed.jsonl", rows)
+    with pytest.warns(UserWarning, match="skipped or dropped"):
+        loaded = load_examples(str(tmp_path / "mixed.jsonl"))
+    assert len(loaded) == 2
+    assert loaded.skipped == {"empty_document": 1, "no_reference": 1,
+                              "empty_reference_dropped": 1}
+
+
+def test_hub_presets_map_columns(monkeypatch) -> None:
+    calls = []
+
+    def fake_load_dataset(path, config=None, split=None, **kwargs):
+        calls.append((path, config, split, kwargs))
+        return datasets.Dataset.from_list(
+            [{"source": ["First sentence.", "Second one."], "target": ["tldr a", "tldr b"],
+              "paper_id": "x"}])
+
+    monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
+    data_mod._load_cached.cache_clear()
+    loaded = load_examples("allenai/scitldr", "dev")
+    assert calls == [("allenai/scitldr", "Abstract", "validation", {})]
+    assert loaded[0].document == "First sentence. Second one."
+    assert loaded[0].references == ("tldr a", "tldr b")
+    assert loaded.source == "hub:allenai/scitldr/Abstract"
+    load_examples("cnn_dailymail", "train", document_column="source", summary_column="target")
+    assert calls[-1][:2] == ("abisee/cnn_dailymail", "3.0.0")
+    data_mod._load_cached.cache_clear()
+
+
+def test_hub_failure_says_what_was_tried(monkeypatch) -> None:
+    def offline(*args, **kwargs):
+        raise ConnectionError("no network")
+
+    monkeypatch.setattr(datasets, "load_dataset", offline)
+    data_mod._load_cached.cache_clear()
+    with pytest.raises(RuntimeError, match="not an existing local path.*ConnectionError"):
+        load_examples("someone/some-dataset")
+    data_mod._load_cached.cache_clear()
