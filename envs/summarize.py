@@ -242,6 +242,14 @@ class SummarizeEnv(gym.Env):
         return {"source": self._source.copy(), "source_length": np.int64(self._source_len),
                 "generated": gen, "generated_length": np.int64(len(self._generated))}
 
+    def source_and_mask(self, document: str, references: Sequence[str] = ("-",)
+                        ) -> tuple[np.ndarray, np.ndarray]:
+        """The source token ids (truncated, unpadded) and the action mask an episode on
+        ``document`` would have; for agents that decode without stepping the environment."""
+        example = Example(document, tuple(references))
+        ids = np.asarray(self.tokenizer.encode(document)[: self.max_source_tokens], np.int32)
+        return ids, self._mask_for(example, ids.tolist())
+
     def action_masks(self) -> np.ndarray:
         """The current action mask (sb3-contrib's convention), int8 of shape ``(n,)``."""
         return self._mask.copy()

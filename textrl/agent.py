@@ -1,0 +1,129 @@
+"""A text Q-network bound to an environment's tokenizer and action table: batching and decoding.
+
+:class:`TextAgent` turns documents into padded source tensors and action masks the way
+``SummarizeEnv`` does, and decodes summaries greedily (batched, one cached step per token) or by
+beam search over Q-values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from textrl.dqn import greedy_actions, masked_q
+from textrl.qnetwork import QNetwork
+
+try:  # the env module lives in envs/, installed as textrl.envs
+    from textrl.envs.summarize import SummarizeEnv
+except ImportError:  # pragma: no cover - only when running from an uninstalled tree
+    SummarizeEnv = object  # type: ignore[assignment,misc]
+
+
+def pad_sources(sources: Sequence[np.ndarray], pad_id: int, device: str | torch.device = "cpu"
+                ) -> tuple[Tensor, Tensor]:
+    """(B, S) long token ids padded with ``pad_id`` and (B, S) bool mask of real tokens."""
+    width = max(1, max(len(s) for s in sources))
+    out = np.full((len(sources), width), pad_id, dtype=np.int64)
+    for i, s in enumerate(sources):
+        out[i, : len(s)] = s
+    ids = torch.from_numpy(out).to(device)
+    return ids, ids != pad_id if pad_id >= 0 else torch.ones_like(ids, dtype=torch.bool)
+
+
+class TextAgent:
+    """Acting and decoding with a :class:`QNetwork` for one :class:`SummarizeEnv` setup."""
+
+    def __init__(self, net: QNetwork, env: SummarizeEnv, device: str | torch.device = "cpu"):
+        self.net = net
+        self.env = env
+        self.device = torch.device(device)
+        self.pad_id = env.pad_id
+        self.eos_action = env.eos_action
+        self.action_tokens = torch.as_tensor(env.action_token_ids, device=self.device)
+
+    def prepare(self, documents: Sequence[str]) -> tuple[Tensor, Tensor, Tensor]:
+        """Source ids (B, S), source mask (B, S) and action masks (B, A) for ``documents``."""
+        pairs = [self.env.source_and_mask(d) for d in documents]
+        ids, smask = pad_sources([p[0] for p in pairs], self.pad_id, self.device)
+        amask = torch.from_numpy(np.stack([p[1] for p in pairs])).to(self.device).bool()
+        return ids, smask, amask
+
+    @torch.no_grad()
+    def generate(self, documents: Sequence[str], beam: int = 1, batch_size: int = 64
+                 ) -> list[str]:
+        """Summaries of ``documents``: greedy (``beam=1``) or beam search over Q-values."""
+        was_training = self.net.training
+        self.net.eval()
+        out: list[str] = []
+        try:
+            for start in range(0, len(documents), batch_size):
+                chunk = list(documents[start:start + batch_size])
+                if beam <= 1:
+                    actions = self._greedy(*self.prepare(chunk))
+                else:
+                    actions = [self._beam(*self.prepare([d]), beam)[0] for d in chunk]
+                out.extend(self.decode_actions(a) for a in actions)
+        finally:
+            self.net.train(was_training)
+        return out
+
+    def decode_actions(self, actions: Sequence[int]) -> str:
+        """Text of an action sequence (stops at end-of-sequence)."""
+        ids = []
+        for a in actions:
+            if a == self.eos_action:
+                break
+            ids.append(int(self.env.action_token_ids[a]))
+        return self.env.tokenizer.decode(ids)
+
+    def _greedy(self, source: Tensor, smask: Tensor, amask: Tensor) -> list[list[int]]:
+        b = source.shape[0]
+        cache = self.net.encode_source(source, smask)
+        q = self.net.step(cache)
+        done = torch.zeros(b, dtype=torch.bool, device=self.device)
+        actions: list[list[int]] = [[] for _ in range(b)]
+        for _ in range(self.env.max_new_tokens):
+            a = greedy_actions(q, amask)  # (B,)
+            for i in torch.nonzero(~done).flatten().tolist():
+                actions[i].append(int(a[i]))
+            done |= a == self.eos_action
+            if bool(done.all()):
+                break
+            q = self.net.step(cache, self.action_tokens[a])
+        return actions
+
+    def _beam(self, source: Tensor, smask: Tensor, amask: Tensor, width: int
+              ) -> list[list[int]]:
+        """Beam search for one document; a hypothesis' score is the Q-value of its last action
+        (Q estimates the whole continuation), and a finished one is ranked by the Q of its
+        end-of-sequence action."""
+        cache = self.net.encode_source(source, smask)
+        q = self.net.step(cache)[0]  # (A,)
+        beams: list[tuple[list[int], float]] = [([], 0.0)]
+        finished: list[tuple[list[int], float]] = []
+        qs = q[None]
+        for t in range(self.env.max_new_tokens):
+            scores = masked_q(qs, amask[:1].expand_as(qs))  # (n_beams, A)
+            flat = scores.flatten()
+            k = min(width * 2, int((amask[0] != 0).sum()) * len(beams))
+            top = torch.topk(flat, k)
+            cand = []
+            for value, index in zip(top.values.tolist(), top.indices.tolist()):
+                row, a = divmod(index, qs.shape[1])
+                seq = beams[row][0] + [a]
+                if a == self.eos_action or t == self.env.max_new_tokens - 1:
+                    finished.append((seq, value))
+                elif len(cand) < width:
+                    cand.append((row, seq, value))
+            if not cand or len(finished) >= width:
+                break
+            rows = torch.tensor([c[0] for c in cand], device=self.device)
+            cache = self.net.select(cache, rows)
+            beams = [(c[1], c[2]) for c in cand]
+            last = torch.tensor([c[1][-1] for c in cand], device=self.device)
+            qs = self.net.step(cache, self.action_tokens[last])
+        best = max(finished or beams, key=lambda x: x[1])
+        return [best[0]]

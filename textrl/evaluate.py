@@ -1,0 +1,154 @@
+"""``textrl eval`` and ``textrl generate``: decode a split with a trained run and score it.
+
+Scores come from :mod:`textrl.scoring` (the same layer as ``textrl score``): corpus BLEU with its
+signature and ROUGE-1/2/L/Lsum F1 x100, against the first reference (``metrics``) and against
+the best reference per document (``metrics_max_ref``). Baselines on the same documents:
+
+- ``random``: tokens drawn uniformly inside each episode's action mask until end-of-sequence or
+  ``max_new_tokens`` (seeded);
+- ``lead1``: the document's first sentence (:func:`textrl.metrics.split_sentences`);
+- ``mle``: the run's warm-start weights (``mle.safetensors``), decoded like the agent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from textrl.data import Example
+from textrl.metrics import MetricConfig, split_sentences
+from textrl.runs import RunDir
+
+WEIGHTS = ("best", "final", "mle")
+
+
+def load_text_run(run_dir: str | Path, weights: str = "best", data: str | None = None,
+                  split: str | None = "test"):
+    """(config, env on ``data``/``split``, agent with the chosen weights) of a text run.
+
+    ``split=None`` loads no data (for decoding given documents only)."""
+    from safetensors.torch import load_file
+
+    from textrl.agent import TextAgent
+    from textrl.train_text import TextTrainConfig, build_network, make_env
+
+    run = RunDir(run_dir)
+    if not run.config_path.is_file():
+        raise FileNotFoundError(f"run: {str(run_dir)!r} has no config.json (not a textrl run)")
+    saved = run.load_config()
+    if saved.get("kind") != "text":
+        raise ValueError(f"run: {str(run_dir)!r} is not a text run (config kind "
+                         f"{saved.get('kind', saved.get('env_id'))!r})")
+    saved.pop("kind")
+    cfg = TextTrainConfig(**saved)
+    if data is not None:
+        cfg.data = data
+    tokenizer = None
+    if (run.path / "tokenizer" / "tokenizer.json").is_file():
+        tokenizer = str(run.path / "tokenizer")
+    placeholder = [Example("No data loaded.", ("No data loaded.",))] if split is None else None
+    env = make_env(cfg, split or "train", tokenizer=tokenizer, data=placeholder)
+    net = build_network(cfg, env)
+    if weights not in WEIGHTS:
+        raise ValueError(f"weights: expected one of {WEIGHTS}, got {weights!r}")
+    if weights == "final":
+        ckpt = run.load_latest()
+        if ckpt is None:
+            raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
+        state = {k[7:]: v for k, v in ckpt.model_state.items() if k.startswith("online.")}
+    else:
+        path = run.path / f"{weights}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"run: {str(path)!r} not found (weights {weights!r})")
+        state = load_file(str(path))
+    net.load_state_dict(state)
+    net.eval()
+    return cfg, env, TextAgent(net, env)
+
+
+def random_summaries(env, documents: list[str], seed: int = 0) -> list[str]:
+    """Uniform random tokens inside each document's action mask (the ``random`` baseline)."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for doc in documents:
+        _, mask = env.source_and_mask(doc)
+        legal = np.flatnonzero(mask)
+        ids = []
+        for _ in range(env.max_new_tokens):
+            a = int(legal[rng.integers(len(legal))])
+            if a == env.eos_action:
+                break
+            ids.append(int(env.action_token_ids[a]))
+        out.append(env.tokenizer.decode(ids))
+    return out
+
+
+def lead1(documents: list[str]) -> list[str]:
+    """The first sentence of each document (the ``lead1`` baseline)."""
+    return [(split_sentences(d) or [""])[0] for d in documents]
+
+
+def _blocks(predictions: list[str], references: list[tuple[str, ...]],
+            config: MetricConfig) -> dict[str, Any]:
+    from textrl.scoring import score_corpus
+
+    scores = score_corpus(predictions, [list(r) for r in references], config=config)
+    d = scores.to_dict()
+    return {k: d[k] for k in ("metrics", "metrics_max_ref", "signatures", "n_empty_predictions")}
+
+
+def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test",
+                 weights: str = "best", beam: int = 1, limit: int | None = None,
+                 baselines: bool = True, seed: int = 0, out: str | Path | None = None
+                 ) -> dict[str, Any]:
+    """Decode ``split`` with the run's policy, score it and its baselines; write the report."""
+    cfg, env, agent = load_text_run(run_dir, weights, data, split)
+    examples = list(env.examples)[:limit] if limit else list(env.examples)
+    documents = [e.document for e in examples]
+    references = [e.references for e in examples]
+    predictions = agent.generate(documents, beam=beam)
+    config = env.metric_config
+    report: dict[str, Any] = {
+        "run": str(run_dir), "weights": weights, "data": cfg.data, "split": split,
+        "decoding": "greedy" if beam <= 1 else f"beam-{beam}", "n_documents": len(examples),
+        **_blocks(predictions, references, config), "baselines": {}}
+    if baselines:
+        report["baselines"]["random"] = _blocks(random_summaries(env, documents, seed),
+                                                references, config)
+        report["baselines"]["lead1"] = _blocks(lead1(documents), references, config)
+        if weights != "mle" and (Path(run_dir) / "mle.safetensors").is_file():
+            _, _, mle_agent = load_text_run(run_dir, "mle", data, split)
+            report["baselines"]["mle"] = _blocks(mle_agent.generate(documents, beam=beam),
+                                                 references, config)
+    report["examples"] = [{"document": d[:300], "prediction": p, "references": list(r)}
+                          for d, p, r in zip(documents[:5], predictions[:5], references[:5])]
+    if out is not None:
+        out = Path(out)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2, ensure_ascii=False), encoding="utf-8")
+        out.with_suffix(".md").write_text(report_markdown(report), encoding="utf-8")
+    return report
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """A Markdown table of the agent and baselines, both protocols."""
+    cols = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bleu"]
+    lines = [f"# textrl eval: {report['run']} on {report['data']} / {report['split']} "
+             f"({report['n_documents']} documents, {report['decoding']})", ""]
+    for block, title in (("metrics", "against the first reference"),
+                         ("metrics_max_ref", "best reference per document (multi-max)")):
+        lines += [f"## {title}", "", "| system | " + " | ".join(cols) + " |",
+                  "|---|" + "---|" * len(cols)]
+        rows = [("agent", report)] + list(report.get("baselines", {}).items())
+        for name, r in rows:
+            vals = r.get(block, {})
+            lines.append(f"| {name} | " + " | ".join(
+                f"{vals[c]:.2f}" if c in vals else "-" for c in cols) + " |")
+        lines.append("")
+    sig = report.get("signatures")
+    if sig:
+        lines += ["Signatures: " + "; ".join(f"{k}: {v}" for k, v in sig.items()), ""]
+    return "\n".join(lines)
