@@ -1,0 +1,77 @@
+"""The text Q-network: one pass per episode equals cached step-by-step acting; heads; guards."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from textrl.qnetwork import QNetConfig, QNetwork
+
+
+def make(head: str = "soft", **kw) -> QNetwork:
+    torch.manual_seed(0)
+    cfg = QNetConfig(vocab_size=60, action_token_ids=[0] + list(range(4, 60)), pad_id=1, sep_id=2,
+                     d_model=32, n_layers=2, n_heads=4, d_ff=64, max_source_tokens=20,
+                     max_new_tokens=8, head=head, **kw)
+    return QNetwork(cfg).eval()
+
+
+def batch():
+    g = torch.Generator().manual_seed(1)
+    source = torch.randint(4, 60, (3, 12), generator=g)
+    mask = torch.ones(3, 12, dtype=torch.bool)
+    mask[1, 7:] = False  # a shorter document, padded
+    source[1, 7:] = 1
+    generated = torch.randint(4, 60, (3, 6), generator=g)
+    return source, mask, generated
+
+
+@pytest.mark.parametrize("head", ["soft", "dueling", "plain"])
+def test_one_pass_equals_cached_steps(head: str) -> None:
+    net = make(head)
+    source, mask, generated = batch()
+    full = net(source, mask, generated)  # (B, T+1, A)
+    assert full.shape == (3, 7, net.n_actions)
+    cache = net.encode_source(source, mask)
+    steps = [net.step(cache)] + [net.step(cache, generated[:, t]) for t in range(6)]
+    assert torch.allclose(full, torch.stack(steps, 1), atol=1e-5)
+
+
+def test_padding_and_future_tokens_do_not_leak() -> None:
+    net = make()
+    source, mask, generated = batch()
+    base = net(source, mask, generated)
+    changed_pad = source.clone()
+    changed_pad[1, 7:] = 30  # contents of padded positions must not matter
+    assert torch.allclose(base, net(changed_pad, mask, generated), atol=1e-6)
+    changed_future = generated.clone()
+    changed_future[:, 4:] = 5  # Q(s_j) must not see tokens after position j
+    assert torch.allclose(base[:, :5], net(source, mask, changed_future)[:, :5], atol=1e-6)
+    assert not torch.allclose(base[:, 5:], net(source, mask, changed_future)[:, 5:])
+
+
+def test_soft_head_softmax_is_the_logits_softmax() -> None:
+    net = make("soft", tau=0.1)
+    source, mask, generated = batch()
+    q = net(source, mask, generated)
+    h = torch.randn(2, 32)
+    q_h = net.head(h)
+    # Q / tau differs from log_softmax(Q / tau) only by a per-state constant: the policy is
+    # softmax(Q / tau) and V(s) = tau * logsumexp(Q / tau) up to that constant.
+    shift = q_h / 0.1 - F.log_softmax(q_h / 0.1, -1)
+    assert torch.allclose(shift, shift[:, :1].expand_as(shift), atol=1e-4)
+    assert torch.isfinite(q).all()
+
+
+def test_guards() -> None:
+    net = make()
+    too_long = torch.randint(4, 60, (1, 21))
+    with pytest.raises(ValueError, match="max_source_tokens=20"):
+        net(too_long, torch.ones_like(too_long, dtype=torch.bool), torch.zeros(1, 1).long())
+    with pytest.raises(ValueError, match="max_new_tokens=8"):
+        net(too_long[:, :5], torch.ones(1, 5, dtype=torch.bool), torch.zeros(1, 9).long())
+    with pytest.raises(ValueError, match="head"):
+        make("weird")
+    with pytest.raises(ValueError, match="action_token_ids"):
+        QNetwork(QNetConfig(vocab_size=10))

@@ -1,0 +1,101 @@
+"""Text DQN runs end to end on a tiny budget: outputs, checkpoints, resume, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from textrl.data import load_examples
+from textrl.metrics import SentenceScorer
+from textrl.train_text import TextDQN, TextTrainConfig, demonstrations, make_env, train_text
+
+TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, vocab_size=400, max_new_tokens=16,
+            max_source_tokens=64, num_envs=4, batch_size=4, mle_epochs=1.0, total_steps=300,
+            eval_docs=8, eval_every=150, checkpoint_every=150, log_every=100, minutes=None,
+            torch_threads=1)
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("tiny-data")
+    for split, n in (("train", 40), ("validation", 10), ("test", 10)):
+        rows = [{"document": e.document, "summary": e.references[0]}
+                for e in load_examples("builtin", split)[:n]]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return folder
+
+
+def test_demonstrations_carry_the_env_rewards(tiny_data: Path) -> None:
+    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    env = make_env(cfg, "train")
+    demo_env = make_env(cfg, "train", env.tokenizer, action_mask="none")
+    demos = demonstrations(env, demo_env)
+    assert len(demos) == 40
+    d = demos[0]
+    text = env.tokenizer.decode([t for t in d["tokens"] if t != env.tokenizer.eos_id])
+    expected = env.examples[0].references[0]
+    assert expected.startswith(text)  # the reference (cut to max_new_tokens)
+    assert np.isin(d["actions"], d["allowed"]).all()  # its own tokens are legal for it
+    values = SentenceScorer(["rouge1", "rouge2", "rougeL"]).score(text, [expected])
+    assert float(d["rewards"].sum()) == pytest.approx(sum(values.values()) / 3, abs=1e-9)
+    assert float(d["rewards"].sum()) > 0.1
+
+
+def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    result = train_text(cfg, tmp_path / "run", progress=False)
+    run = tmp_path / "run"
+    for name in ("config.json", "metrics.jsonl", "curves.png", "mle.safetensors",
+                 "best.safetensors", "tokenizer/tokenizer.json", "checkpoints/latest"):
+        assert (run / name).exists(), name
+    assert result["env_steps"] >= 300 and result["updates"] > 0
+    assert json.loads((run / "config.json").read_text())["kind"] == "text"
+    logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert any("eval_score" in r for r in logged) and any("td_loss" in r for r in logged)
+
+    longer = TextTrainConfig(data=str(tiny_data), **{**TINY, "total_steps": 500})
+    resumed = train_text(longer, run, resume=True, progress=False)
+    assert resumed["env_steps"] >= 500
+    assert resumed["updates"] > result["updates"]  # counters continued, not restarted
+    job = TextDQN(longer, run)
+    assert job.restore() and job.state["env_steps"] == resumed["env_steps"]
+    assert job.replay.num_transitions > 0
+
+
+def test_nan_loss_stops_with_a_clear_message(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_lr": 1e30, "max_grad_norm": None})
+    with pytest.raises(FloatingPointError, match="MLE loss"):
+        train_text(cfg, tmp_path / "nan", progress=False)
+
+
+def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "textrl.cli", *args], cwd=cwd,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if v is not None]
+    p = run_cli("train", "--data", str(tiny_data), "--out", "run", "--no-progress", *flags,
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert "run folder: run" in p.stdout
+    p = run_cli("eval", "run", "--out", "report.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_documents"] == 10 and report["split"] == "test"
+    for block in ("metrics", "metrics_max_ref"):
+        assert set(report[block]) >= {"bleu", "rouge1", "rouge2", "rougeL", "rougeLsum"}
+    assert set(report["baselines"]) == {"random", "lead1", "mle"}
+    assert "BLEU" in json.dumps(report["signatures"]) or report["signatures"]
+    assert (tmp_path / "report.md").read_text().count("| lead1 |") == 2
+    p = run_cli("generate", "run", "The council approved a new bridge in Faby on Monday.",
+                cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.strip() != "" or p.stdout == "\n"
+    p = run_cli("eval", "missing-run", cwd=tmp_path)
+    assert p.returncode == 2 and "no config.json" in p.stderr
