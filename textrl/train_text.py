@@ -211,12 +211,12 @@ def demonstrations(env: SummarizeEnv, demo_env: SummarizeEnv) -> list[dict[str, 
             demo_env.reset(options={"index": index})
             rewards = []
             for a in actions:
-                _, r, term, trunc, _ = demo_env.step(a)
+                _, r, _, _, _ = demo_env.step(a)
                 rewards.append(r)
             allowed = np.union1d(np.flatnonzero(mask), actions).astype(np.int32)
             out.append({"source": source, "tokens": env.action_token_ids[actions],
                         "actions": np.asarray(actions), "rewards": np.asarray(rewards),
-                        "terminated": bool(term), "allowed": allowed})
+                        "terminated": True, "allowed": allowed})  # see _collect on truncation
     return out
 
 
@@ -415,7 +415,6 @@ class TextDQN:
         actions: list[list[int]] = [[] for _ in range(k)]
         rewards: list[list[float]] = [[] for _ in range(k)]
         done = [False] * k
-        terminated = [False] * k
         scores = []
         steps = 0
         while True:
@@ -428,15 +427,19 @@ class TextDQN:
                 rewards[i].append(r)
                 steps += 1
                 if term or trunc:
-                    done[i], terminated[i] = True, term
+                    done[i] = True
             if all(done):
                 break
             q = self.net.step(cache, self.action_tokens[a])
         self.net.train()
         for i in range(k):
             allowed = None if masks[i].all() else np.flatnonzero(masks[i])
+            # Stored as terminal even when the env truncated at max_new_tokens: the length limit
+            # is part of this task (the state shows the position, and the last step already paid
+            # the final score), so nothing follows. Bootstrapping there (gamma = 1) would read Q
+            # of a state no transition ever trains, and in a first run Q diverged from it.
             self.replay.add(sources[i], self.env.action_token_ids[actions[i]], actions[i],
-                            rewards[i], terminated[i], is_demo=False, allowed=allowed)
+                            rewards[i], True, is_demo=False, allowed=allowed)
             scores.append(float(sum(rewards[i])))
         self.state["env_steps"] += steps
         self.state["episodes"] += k
