@@ -11,6 +11,7 @@ from textrl.qnetwork import QNetConfig, QNetwork
 
 def make(head: str = "soft", **kw) -> QNetwork:
     torch.manual_seed(0)
+    kw.setdefault("copy", head == "soft")
     cfg = QNetConfig(vocab_size=60, action_token_ids=[0] + list(range(4, 60)), pad_id=1, sep_id=2,
                      d_model=32, n_layers=2, n_heads=4, d_ff=64, max_source_tokens=20,
                      max_new_tokens=8, head=head, **kw)
@@ -27,9 +28,10 @@ def batch():
     return source, mask, generated
 
 
-@pytest.mark.parametrize("head", ["soft", "dueling", "plain"])
-def test_one_pass_equals_cached_steps(head: str) -> None:
-    net = make(head)
+@pytest.mark.parametrize("head, copy", [("soft", True), ("soft", False), ("dueling", False),
+                                        ("plain", False)])
+def test_one_pass_equals_cached_steps(head: str, copy: bool) -> None:
+    net = make(head, copy=copy)
     source, mask, generated = batch()
     full = net(source, mask, generated)  # (B, T+1, A)
     assert full.shape == (3, 7, net.n_actions)
@@ -52,7 +54,7 @@ def test_padding_and_future_tokens_do_not_leak() -> None:
 
 
 def test_soft_head_softmax_is_the_logits_softmax() -> None:
-    net = make("soft", tau=0.1)
+    net = make("soft", tau=0.1, copy=False)
     source, mask, generated = batch()
     q = net(source, mask, generated)
     h = torch.randn(2, 32)
@@ -64,6 +66,20 @@ def test_soft_head_softmax_is_the_logits_softmax() -> None:
     assert torch.isfinite(q).all()
 
 
+def test_copy_distribution_puts_mass_on_source_tokens() -> None:
+    net = make("soft", tau=1.0)
+    with torch.no_grad():
+        net.copy_gate.bias.fill_(20.0)  # gate ~ 1: the policy is the copy distribution
+    source, mask, generated = batch()
+    with torch.no_grad():
+        pi = torch.softmax(net(source, mask, generated) / 1.0, -1)  # (B, T+1, A)
+    to_action = net.token_to_action
+    for b in range(3):
+        in_source = torch.zeros(net.n_actions, dtype=torch.bool)
+        in_source[to_action[source[b][mask[b]]]] = True
+        assert float(pi[b][:, in_source].sum(-1).min()) > 0.99
+
+
 def test_guards() -> None:
     net = make()
     too_long = torch.randint(4, 60, (1, 21))
@@ -73,5 +89,7 @@ def test_guards() -> None:
         net(too_long[:, :5], torch.ones(1, 5, dtype=torch.bool), torch.zeros(1, 9).long())
     with pytest.raises(ValueError, match="head"):
         make("weird")
+    with pytest.raises(ValueError, match="copy needs head='soft'"):
+        make("dueling", copy=True)
     with pytest.raises(ValueError, match="action_token_ids"):
         QNetwork(QNetConfig(vocab_size=10))

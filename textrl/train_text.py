@@ -101,6 +101,8 @@ class TextTrainConfig(TrainConfig):
     """Q head: 'soft' (V + tau*log_softmax, see textrl.qnetwork), 'dueling' or 'plain'."""
     soft_tau: float = 0.05
     """Q / soft_tau are the MLE warm start's logits (soft Q-learning temperature)."""
+    copy: bool = True
+    """Pointer-generator copying from the document inside the soft head (See et al. 2017)."""
     mle: bool = True
     """MLE warm start on the references before DQN."""
     mle_epochs: float = 8.0
@@ -194,7 +196,8 @@ def build_network(cfg: TextTrainConfig, env: SummarizeEnv) -> QNetwork:
         pad_id=env.pad_id, sep_id=env.tokenizer.sep_id, d_model=cfg.d_model,
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
         max_source_tokens=cfg.max_source_tokens, max_new_tokens=cfg.max_new_tokens,
-        head="dueling" if cfg.dueling else cfg.q_head, tau=cfg.soft_tau))
+        head="dueling" if cfg.dueling else cfg.q_head, tau=cfg.soft_tau,
+        copy=cfg.copy and not cfg.dueling and cfg.q_head == "soft"))
 
 
 def demonstrations(env: SummarizeEnv, demo_env: SummarizeEnv) -> list[dict[str, Any]]:
