@@ -111,6 +111,9 @@ class TextTrainConfig(TrainConfig):
     """Upper bound of the warm start in minutes."""
     mle_lr: float = 1e-3
     """Learning rate of the warm start."""
+    mle_value_weight: float = 1.0
+    """Weight of regressing Q(s, a_ref) on the references' returns-to-go during the warm start
+    (sets the level of Q that cross-entropy leaves free)."""
     demos: bool = True
     """Keep the references in replay as demonstrations (DQfD)."""
     demo_bonus: float = 1.0
@@ -321,9 +324,18 @@ class TextDQN:
                 self.__dict__.update(d)
 
         b = self._tensors([_E(demos[i]) for i in idx])
+        valid = b["valid"]
         q = self.net(b["src"], b["smask"], b["tokens"])[:, :-1]  # (B, T, A)
         logits = masked_q(q / self.cfg.soft_tau, b["amask"][:, None, :])
-        loss = F.cross_entropy(logits[b["valid"]], b["actions"][b["valid"]])
+        loss = F.cross_entropy(logits[valid], b["actions"][valid])
+        if self.cfg.mle_value_weight > 0:
+            # Monte Carlo returns-to-go of the demonstrations anchor the level of Q (the soft
+            # head's V), which cross-entropy leaves free; DQN then starts from sane values.
+            togo, _ = stack_padded([np.cumsum(demos[i]["rewards"][::-1])[::-1].astype(np.float32)
+                                    for i in idx], 0.0, np.float32)
+            q_expert = q.gather(-1, b["actions"][..., None]).squeeze(-1)  # (B, T)
+            value_loss = F.smooth_l1_loss(q_expert[valid], torch.from_numpy(togo)[valid])
+            loss = loss + self.cfg.mle_value_weight * value_loss
         check_finite(loss, self.state["mle_updates"], "MLE loss")
         self.opt.zero_grad()
         loss.backward()
