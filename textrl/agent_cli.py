@@ -20,6 +20,10 @@ Settings merge as: defaults < --config FILE (JSON or TOML) < flags given here. W
 run's saved config.json replaces the defaults, so only the flags you give change."""
 
 
+# TrainConfig fields that the text loop does not use.
+GYM_ONLY = {"lr_end", "net_arch", "train_freq", "eval_episodes"}
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     from textrl.train_text import TextTrainConfig
 
@@ -87,6 +91,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"textrl train: {env_id} -> {out}")
         result = train_gym(env_id, cfg, out, resume=args.resume, progress=not args.no_progress)
     else:
+        gym_only = sorted(set(vars(args)) & GYM_ONLY)
+        if gym_only:
+            flags = ["--" + f.replace("_", "-") for f in gym_only]
+            raise ValueError(f"options {flags} apply to --env training only (text training "
+                             "learns from whole episodes after each round of --num-envs)")
         base = {k: v for k, v in (saved or {}).items() if k != "kind"}
         cfg = config_from_args(TextTrainConfig, args, preset=base or None)
         print(f"textrl train: {cfg.data} -> {out}")

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError) as exc:
+    except (ValueError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as exc:
         # Errors of input carry a message naming the field; show it without a traceback.
         print(f"textrl {args.command}: error: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,149 @@
+"""Tests of run folders (textrl.runs): atomic checkpoints, RNG states, metrics, curves."""
+
+from __future__ import annotations
+
+import json
+import random
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from textrl.replay import TransitionReplay
+from textrl.runs import (
+    MetricsLogger,
+    ProgressBar,
+    RunDir,
+    capture_rng_state,
+    plot_curves,
+    restore_rng_state,
+)
+
+
+def _trained_optimizer() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
+    torch.manual_seed(0)
+    net = torch.nn.Linear(3, 2)
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    for _ in range(3):
+        opt.zero_grad()
+        net(torch.randn(4, 3)).pow(2).mean().backward()
+        opt.step()
+    return net, opt
+
+
+def test_checkpoint_round_trip_with_optimizer_replay_and_rng(tmp_path: Path) -> None:
+    run = RunDir(tmp_path / "run")
+    run.save_config({"lr": 0.1, "name": "x"})
+    assert run.load_config() == {"lr": 0.1, "name": "x"}
+    net, opt = _trained_optimizer()
+    replay = TransitionReplay(8, (2,))
+    for t in range(5):
+        replay.add([t, t], t % 2, 1.0, [t + 1, t + 1], t == 4, False)
+    rng, gen = np.random.default_rng(7), torch.Generator().manual_seed(7)
+    random.seed(3)
+    state = capture_rng_state(rng, gen)
+    expected = (rng.random(3), torch.rand(3, generator=gen), random.random(), torch.rand(2),
+                np.random.rand(2))
+    tied = {"a": net.weight, "b": net.weight, "bias": net.bias}  # shared storage is fine
+    path = run.save_checkpoint(12, tied, {"optimizer": opt.state_dict()}, replay.state_dict(),
+                               state, {"episodes": 3})
+    assert path.name == "step-00000012" and (run.checkpoint_dir / "latest").read_text() \
+        == "step-00000012\n"
+
+    ckpt = run.load_latest()
+    assert ckpt is not None and ckpt.step == 12 and ckpt.meta["episodes"] == 3
+    assert torch.equal(ckpt.model_state["a"], net.weight)
+    opt2 = torch.optim.Adam(torch.nn.Linear(3, 2).parameters(), lr=1e-2)
+    opt2.load_state_dict(ckpt.extra["optimizer"])
+    for k, v in opt.state_dict()["state"][0].items():
+        assert torch.equal(torch.as_tensor(v), torch.as_tensor(opt2.state_dict()["state"][0][k]))
+    clone = TransitionReplay(8, (2,))
+    clone.load_state_dict(ckpt.replay_state)
+    assert np.array_equal(clone.obs, replay.obs) and clone.final.keys() == replay.final.keys()
+    rng2, gen2 = np.random.default_rng(0), torch.Generator()
+    restore_rng_state(ckpt.rng_state, rng2, gen2)
+    again = (rng2.random(3), torch.rand(3, generator=gen2), random.random(), torch.rand(2),
+             np.random.rand(2))
+    for a, b in zip(expected, again, strict=True):
+        assert np.array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_half_written_checkpoint_is_ignored_and_old_ones_pruned(tmp_path: Path) -> None:
+    run = RunDir(tmp_path)
+    assert run.load_latest() is None
+    weights = {"w": torch.ones(2)}
+    for step in (1, 2, 3):
+        run.save_checkpoint(step, weights, keep=2)
+    assert [p.name for p in run.checkpoints()] == ["step-00000002", "step-00000003"]
+    # a crash while writing step 4: its .tmp folder exists, `latest` still names step 3
+    crashed = run.checkpoint_dir / "step-00000004.tmp"
+    crashed.mkdir()
+    (crashed / "model.safetensors").write_bytes(b"garbage")
+    assert run.load_latest().step == 3
+    # a missing or stale `latest` falls back to the newest complete folder
+    (run.checkpoint_dir / "latest").write_text("step-00000009\n")
+    assert run.load_latest().step == 3
+    (run.checkpoint_dir / "latest").unlink()
+    assert run.load_latest().step == 3
+    # the next save of step 4 replaces the leftover .tmp folder
+    run.save_checkpoint(4, {"w": torch.zeros(2)}, keep=2)
+    assert run.load_latest().step == 4 and not crashed.exists()
+
+
+def test_checkpoints_hold_no_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    run = RunDir(tmp_path)
+    _, opt = _trained_optimizer()
+    replay = TransitionReplay(4, (1,))
+    replay.add([0.0], 0, 1.0, [1.0], True, False)
+    path = run.save_checkpoint(1, {"w": torch.ones(1)}, {"optimizer": opt.state_dict()},
+                               replay.state_dict(), capture_rng_state())
+    with zipfile.ZipFile(path / "replay.npz") as z:  # plain .npy members
+        assert all(name.endswith(".npy") for name in z.namelist())
+    for name in ("meta.json", "rng.json", "replay.json"):
+        json.loads((path / name).read_text())
+    # loading asks torch for weights_only and numpy for no pickle
+    calls = []
+    real_torch_load, real_np_load = torch.load, np.load
+
+    def torch_load(*args, **kwargs):
+        calls.append(("torch", kwargs.get("weights_only")))
+        return real_torch_load(*args, **kwargs)
+
+    def np_load(*args, **kwargs):
+        calls.append(("numpy", kwargs.get("allow_pickle")))
+        return real_np_load(*args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", torch_load)
+    monkeypatch.setattr(np, "load", np_load)
+    assert run.load_latest().step == 1
+    assert sorted(calls) == [("numpy", False), ("torch", True)]
+    with pytest.raises(TypeError, match="object"):
+        run.save_checkpoint(2, {}, replay_state={"arrays": {"x": np.array([{}])}, "meta": {}})
+
+
+def test_metrics_logger_curves_and_resume_truncation(tmp_path: Path) -> None:
+    with MetricsLogger(tmp_path, tensorboard=True) as log:
+        for step in (10, 20, 30):
+            log.log(step, {"loss": 1.0 / step, "eval/return": float(step), "note": "x",
+                           "nan": float("nan")})
+    lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [10, 20, 30] and lines[0]["nan"] == "nan"
+    assert any((tmp_path / "tb").iterdir())
+    assert plot_curves(tmp_path).stat().st_size > 1000
+    # a resumed run from step 20 drops what the interrupted run logged after it
+    with MetricsLogger(tmp_path, tensorboard=False, resume_step=20) as log:
+        log.log(25, {"loss": 0.5})
+    steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert steps == [10, 20, 25]
+
+
+def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> None:
+    bar = ProgressBar(10, enabled=False)
+    bar.update(1, eps=0.5)
+    bar.close()
+    bar = ProgressBar(10, enabled=True)
+    bar.update(3, eps=0.5, loss=None, ret=12.0)
+    bar.close()
+    assert "eps=0.5" in capsys.readouterr().err
