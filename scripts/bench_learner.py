@@ -79,8 +79,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=6, help="timed updates per variant")
     parser.add_argument("--rounds", type=int, default=3, help="timed acting rounds per variant")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads for gradient steps (default: the config's)")
     args = parser.parse_args()
     cfg = TextTrainConfig(mle=False)
+    if args.threads:
+        cfg.torch_threads = args.threads
     job = TextDQN(cfg, "/tmp/textrl-bench-learner")
     for _ in range(4):  # fill replay with agent episodes
         job.collect(0.5)
@@ -118,7 +122,7 @@ def main() -> None:
         t_act_naive = time.perf_counter() - t0
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"{torch.get_num_threads()} threads; d_model {cfg.d_model}, {cfg.n_layers} layers, "
+          f"{cfg.torch_threads} thread(s) for learning, 1 for acting; d_model {cfg.d_model}, {cfg.n_layers} layers, "
           f"batch {cfg.batch_size} episodes, {cfg.num_envs} envs")
     print("| variant | transitions or steps | seconds | per second |")
     print("|---|---|---|---|")
