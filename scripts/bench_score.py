@@ -48,19 +48,27 @@ def load_lead1(data: Path) -> tuple[list[str], list[list[str]]]:
     return [r["source"][0] for r in rows], [list(r["target"]) for r in rows]
 
 
-def score_with_libraries(hyps: list[str], refs: list[list[str]]
-                         ) -> tuple[dict[str, float], dict[str, float]]:
-    """Both protocols by calling sacrebleu and rouge-score directly (per-metric best ref)."""
-    from rouge_score import rouge_scorer
+def sacrebleu_direct(hyps: list[str], refs: list[list[str]]
+                     ) -> tuple[dict[str, float], dict[str, float]]:
+    """Corpus BLEU and chrF straight from sacrebleu: first reference, and all references."""
     from sacrebleu.metrics import BLEU, CHRF
 
-    config = MetricConfig()
     first: dict[str, float] = {}
     best: dict[str, float] = {}
     streams = [[r[j] if j < len(r) else None for r in refs] for j in range(max(map(len, refs)))]
     for name, metric_cls in (("bleu", BLEU), ("chrf", CHRF)):
         first[name] = metric_cls().corpus_score(hyps, [[r[0] for r in refs]]).score
         best[name] = metric_cls().corpus_score(hyps, streams).score
+    return first, best
+
+
+def score_with_libraries(hyps: list[str], refs: list[list[str]]
+                         ) -> tuple[dict[str, float], dict[str, float]]:
+    """Both protocols by calling sacrebleu and rouge-score directly (per-metric best ref)."""
+    from rouge_score import rouge_scorer
+
+    config = MetricConfig()
+    first, best = sacrebleu_direct(hyps, refs)
     plain = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     f_first: dict[str, list[float]] = {}
@@ -84,15 +92,9 @@ def score_with_libraries_once(hyps: list[str], refs: list[list[str]]
     """As :func:`score_with_libraries`, but each reference scored once per document with
     ``RougeScorer.score`` and both protocols read from those scores (score_multi's rule)."""
     from rouge_score import rouge_scorer
-    from sacrebleu.metrics import BLEU, CHRF
 
     config = MetricConfig()
-    first: dict[str, float] = {}
-    best: dict[str, float] = {}
-    streams = [[r[j] if j < len(r) else None for r in refs] for j in range(max(map(len, refs)))]
-    for name, metric_cls in (("bleu", BLEU), ("chrf", CHRF)):
-        first[name] = metric_cls().corpus_score(hyps, [[r[0] for r in refs]]).score
-        best[name] = metric_cls().corpus_score(hyps, streams).score
+    first, best = sacrebleu_direct(hyps, refs)
     plain = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     f_first: dict[str, list[float]] = {}
