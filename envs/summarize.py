@@ -300,13 +300,12 @@ class SummarizeEnv(gym.Env):
             raise RuntimeError("SummarizeEnv: call reset() before step()")
         if self._generated is None:
             raise RuntimeError("SummarizeEnv: the episode has ended; call reset()")
-        try:
-            a = int(action)
-        except (TypeError, ValueError):
-            raise ValueError(f"action: expected an int in [0, {len(self._mask)}), "
-                             f"got {action!r}") from None
-        if not 0 <= a < len(self._mask) or a != action:
+        is_int = isinstance(action, (int, np.integer)) and not isinstance(action, bool)
+        if isinstance(action, np.ndarray) and action.shape == () and action.dtype.kind in "iu":
+            is_int = True
+        if not is_int or not 0 <= int(action) < len(self._mask):
             raise ValueError(f"action: expected an int in [0, {len(self._mask)}), got {action!r}")
+        a = int(action)
         if not self._mask[a]:
             tok = self.tokenizer.id_to_token(int(self.action_token_ids[a]))
             raise ValueError(f"action: {a} (token {tok!r}) is masked out for this episode "

@@ -103,7 +103,7 @@ def test_source_mask_and_illegal_actions() -> None:
     illegal = int(np.flatnonzero(mask == 0)[0])
     with pytest.raises(ValueError, match=f"action: {illegal} .* masked out"):
         e.step(illegal)
-    for bad in (-1, e.action_space.n, 2.5, "x"):
+    for bad in (-1, e.action_space.n, 2.5, 2.0, True, "x", np.array([1])):
         with pytest.raises(ValueError, match="action: expected an int"):
             e.step(bad)
 
