@@ -66,6 +66,16 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
     assert job.restore() and job.state["env_steps"] == resumed["env_steps"]
     assert job.replay.num_transitions > 0
 
+    docs = [e.document for e in job.eval_env.examples]
+    for n in (1, 2):
+        actions = job.agent._greedy(*job.agent.prepare(docs), no_repeat_ngram=n)
+        for seq in actions:
+            grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)
+                     if job.env.eos_action not in seq[i:i + n]]
+            assert len(grams) == len(set(grams)), (n, seq)
+    with pytest.raises(ValueError, match="greedy"):
+        job.agent.generate(docs[:1], beam=2, no_repeat_ngram=2)
+
 
 def test_nan_loss_stops_with_a_clear_message(tiny_data: Path, tmp_path: Path) -> None:
     cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_lr": 1e30, "max_grad_norm": None})

@@ -52,9 +52,16 @@ class TextAgent:
         return ids, smask, amask
 
     @torch.no_grad()
-    def generate(self, documents: Sequence[str], beam: int = 1, batch_size: int = 64
-                 ) -> list[str]:
-        """Summaries of ``documents``: greedy (``beam=1``) or beam search over Q-values."""
+    def generate(self, documents: Sequence[str], beam: int = 1, batch_size: int = 64,
+                 no_repeat_ngram: int = 0) -> list[str]:
+        """Summaries of ``documents``: greedy (``beam=1``) or beam search over Q-values.
+
+        ``no_repeat_ngram=n`` (greedy only) forbids emitting a token that would repeat an n-gram
+        of tokens already generated (as ``no_repeat_ngram_size`` in Hugging Face ``generate``);
+        end-of-sequence stays legal. 0 keeps the plain argmax of Q.
+        """
+        if no_repeat_ngram and beam > 1:
+            raise ValueError("no_repeat_ngram: supported with greedy decoding (beam=1) only")
         was_training = self.net.training
         self.net.eval()
         out: list[str] = []
@@ -62,7 +69,7 @@ class TextAgent:
             for start in range(0, len(documents), batch_size):
                 chunk = list(documents[start:start + batch_size])
                 if beam <= 1:
-                    actions = self._greedy(*self.prepare(chunk))
+                    actions = self._greedy(*self.prepare(chunk), no_repeat_ngram)
                 else:
                     actions = [self._beam(*self.prepare([d]), beam)[0] for d in chunk]
                 out.extend(self.decode_actions(a) for a in actions)
@@ -79,16 +86,30 @@ class TextAgent:
             ids.append(int(self.env.action_token_ids[a]))
         return self.env.tokenizer.decode(ids)
 
-    def _greedy(self, source: Tensor, smask: Tensor, amask: Tensor) -> list[list[int]]:
+    def _greedy(self, source: Tensor, smask: Tensor, amask: Tensor, no_repeat_ngram: int = 0
+                ) -> list[list[int]]:
         b = source.shape[0]
         cache = self.net.encode_source(source, smask)
         q = self.net.step(cache)
         done = torch.zeros(b, dtype=torch.bool, device=self.device)
         actions: list[list[int]] = [[] for _ in range(b)]
+        seen: list[dict[tuple[int, ...], set[int]]] = [{} for _ in range(b)]
+        n = no_repeat_ngram
         for _ in range(self.env.max_new_tokens):
-            a = greedy_actions(q, amask)  # (B,)
+            step_mask = amask
+            if n > 0:
+                step_mask = amask.clone()
+                for i in range(b):
+                    banned = seen[i].get(tuple(actions[i][len(actions[i]) - n + 1:]), ())
+                    if len(actions[i]) >= n - 1 and banned:
+                        step_mask[i, list(banned)] = False
+                step_mask[:, self.eos_action] = True
+            a = greedy_actions(q, step_mask)  # (B,)
             for i in torch.nonzero(~done).flatten().tolist():
                 actions[i].append(int(a[i]))
+                if n > 0 and len(actions[i]) >= n:
+                    gram = tuple(actions[i][-n:])
+                    seen[i].setdefault(gram[:-1], set()).add(gram[-1])
             done |= a == self.eos_action
             if bool(done.all()):
                 break

@@ -56,6 +56,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--weights", default="best", choices=["best", "final", "mle"],
                     help="best on the eval split during training, the last checkpoint, or "
                     "the MLE warm start")
+    ev.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                    help="greedy decoding never repeats a token N-gram (0: plain argmax of Q)")
     ev.add_argument("--limit", type=int, default=None, help="first N documents only")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
     ev.add_argument("--episodes", type=int, default=20, help="episodes (--env runs)")
@@ -67,6 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("document", help="the document text, or - to read it from stdin")
     gen.add_argument("--beam", type=int, default=1, help="beam width over Q-values (1: greedy)")
     gen.add_argument("--weights", default="best", choices=["best", "final", "mle"])
+    gen.add_argument("--no-repeat-ngram", type=int, default=0, metavar="N",
+                     help="never repeat a token N-gram (greedy only; 0: plain argmax of Q)")
     gen.set_defaults(func=cmd_generate)
 
 
@@ -120,7 +124,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
     report = evaluate_run(args.run_dir, data=args.data, split=args.split, weights=args.weights,
                           beam=args.beam, limit=args.limit, baselines=not args.no_baselines,
-                          seed=args.seed, out=args.out)
+                          seed=args.seed, out=args.out, no_repeat_ngram=args.no_repeat_ngram)
     print(report_markdown(report))
     if args.out:
         print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
@@ -134,7 +138,8 @@ def cmd_generate(args: argparse.Namespace) -> int:
     if not document.strip():
         raise ValueError("document: expected non-empty text")
     _, _, agent = load_text_run(args.run_dir, args.weights, split=None)
-    print(agent.generate([document.strip()], beam=args.beam)[0])
+    print(agent.generate([document.strip()], beam=args.beam,
+                         no_repeat_ngram=args.no_repeat_ngram)[0])
     return 0
 
 

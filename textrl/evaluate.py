@@ -102,18 +102,20 @@ def _blocks(predictions: list[str], references: list[tuple[str, ...]],
 
 def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test",
                  weights: str = "best", beam: int = 1, limit: int | None = None,
-                 baselines: bool = True, seed: int = 0, out: str | Path | None = None
-                 ) -> dict[str, Any]:
+                 baselines: bool = True, seed: int = 0, out: str | Path | None = None,
+                 no_repeat_ngram: int = 0) -> dict[str, Any]:
     """Decode ``split`` with the run's policy, score it and its baselines; write the report."""
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
     examples = list(env.examples)[:limit] if limit else list(env.examples)
     documents = [e.document for e in examples]
     references = [e.references for e in examples]
-    predictions = agent.generate(documents, beam=beam)
+    predictions = agent.generate(documents, beam=beam, no_repeat_ngram=no_repeat_ngram)
     config = env.metric_config
     report: dict[str, Any] = {
         "run": str(run_dir), "weights": weights, "data": cfg.data, "split": split,
-        "decoding": "greedy" if beam <= 1 else f"beam-{beam}", "n_documents": len(examples),
+        "decoding": ("greedy" if beam <= 1 else f"beam-{beam}")
+        + (f", no-repeat-{no_repeat_ngram}-gram" if no_repeat_ngram else ""),
+        "n_documents": len(examples),
         **_blocks(predictions, references, config), "baselines": {}}
     if baselines:
         report["baselines"]["random"] = _blocks(random_summaries(env, documents, seed),
@@ -121,8 +123,8 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
         report["baselines"]["lead1"] = _blocks(lead1(documents), references, config)
         if weights != "mle" and (Path(run_dir) / "mle.safetensors").is_file():
             _, _, mle_agent = load_text_run(run_dir, "mle", data, split)
-            report["baselines"]["mle"] = _blocks(mle_agent.generate(documents, beam=beam),
-                                                 references, config)
+            mle_texts = mle_agent.generate(documents, beam=beam, no_repeat_ngram=no_repeat_ngram)
+            report["baselines"]["mle"] = _blocks(mle_texts, references, config)
     report["examples"] = [{"document": d[:300], "prediction": p, "references": list(r)}
                           for d, p, r in zip(documents[:5], predictions[:5], references[:5])]
     if out is not None:
