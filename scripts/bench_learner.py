@@ -82,7 +82,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="torch threads for gradient steps (default: the config's)")
     args = parser.parse_args()
-    cfg = TextTrainConfig(mle=False)
+    cfg = TextTrainConfig(mle=False, value_warmup_updates=0)  # time full updates, not warm-up
     if args.threads:
         cfg.torch_threads = args.threads
     job = TextDQN(cfg, "/tmp/textrl-bench-learner")

@@ -17,7 +17,7 @@ from textrl.train_text import TextDQN, TextTrainConfig, demonstrations, make_env
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, vocab_size=400, max_new_tokens=16,
             max_source_tokens=64, num_envs=4, batch_size=4, mle_epochs=1.0, total_steps=300,
             eval_docs=8, eval_every=150, checkpoint_every=150, log_every=100, minutes=None,
-            torch_threads=1)
+            torch_threads=1, value_warmup_updates=2)
 
 
 @pytest.fixture(scope="module")
