@@ -93,3 +93,27 @@ def test_guards() -> None:
         make("dueling", copy=True)
     with pytest.raises(ValueError, match="action_token_ids"):
         QNetwork(QNetConfig(vocab_size=10))
+
+
+def test_match_features_one_pass_equals_steps_and_continue_copies_the_next_token() -> None:
+    net = make("soft", tau=1.0)
+    source, mask, _ = batch()
+    generated = source[:, 2:8].clone()  # copies a span, so continuation matches fire
+    generated[1, 5] = 1  # (row 1's document is shorter: position 7 is padding)
+    with torch.no_grad():
+        net.copy_match.copy_(torch.tensor([3.0, 2.0, -1.0]))
+    full = net(source, mask, generated)
+    cache = net.encode_source(source, mask)
+    steps = [net.step(cache)] + [net.step(cache, generated[:, t]) for t in range(6)]
+    assert torch.allclose(full, torch.stack(steps, 1), atol=1e-5)
+    # A pointer that only follows the continuation bias copies the next source token.
+    with torch.no_grad():
+        net.copy_gate.bias.fill_(20.0)
+        net.copy_match.copy_(torch.tensor([30.0, 0.0, 0.0]))
+        net.copy_query.weight.zero_()
+        net.copy_query.bias.zero_()
+    src = torch.tensor([[5, 6, 7, 8, 9, 10]])
+    with torch.no_grad():
+        pi = torch.softmax(net(src, torch.ones_like(src, dtype=torch.bool), src[:, :3]), -1)
+    for j in (1, 2, 3):  # after emitting src[j-1], the next action is src[j]
+        assert float(pi[0, j, net.token_to_action[src[0, j]]]) > 0.99

@@ -103,30 +103,30 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         """Check values up front; errors name the field, the value and the expectation."""
-        _check(self, "total_steps", self.total_steps >= 1, "a positive integer")
-        _check(self, "minutes", self.minutes is None or self.minutes > 0, "a positive number")
-        _check(self, "lr", self.lr > 0, "a positive number")
-        _check(self, "lr_end", self.lr_end is None or self.lr_end >= 0,
+        check_field(self, "total_steps", self.total_steps >= 1, "a positive integer")
+        check_field(self, "minutes", self.minutes is None or self.minutes > 0, "a positive number")
+        check_field(self, "lr", self.lr > 0, "a positive number")
+        check_field(self, "lr_end", self.lr_end is None or self.lr_end >= 0,
                "a non-negative number or none")
-        _check(self, "gamma", 0.0 <= self.gamma <= 1.0, "a number in [0, 1]")
+        check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "a number in [0, 1]")
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "n_step",
                      "target_update_interval", "eval_episodes", "keep_checkpoints",
                      "log_every", "torch_threads"):
-            _check(self, name, getattr(self, name) >= 1, "a positive integer")
+            check_field(self, name, getattr(self, name) >= 1, "a positive integer")
         for name in ("learning_starts", "eval_every", "checkpoint_every"):
-            _check(self, name, getattr(self, name) >= 0, "a non-negative integer")
-        _check(self, "target_update", self.target_update in ("hard", "polyak"),
+            check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
+        check_field(self, "target_update", self.target_update in ("hard", "polyak"),
                "'hard' or 'polyak'")
-        _check(self, "tau", 0.0 < self.tau <= 1.0, "a number in (0, 1]")
-        _check(self, "max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0,
+        check_field(self, "tau", 0.0 < self.tau <= 1.0, "a number in (0, 1]")
+        check_field(self, "max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0,
                "a positive number or none")
         for name in ("per_alpha", "per_beta0", "eps_start", "eps_end", "eps_fraction"):
-            _check(self, name, 0.0 <= getattr(self, name) <= 1.0, "a number in [0, 1]")
-        _check(self, "per_eps", self.per_eps > 0, "a positive number")
+            check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "a number in [0, 1]")
+        check_field(self, "per_eps", self.per_eps > 0, "a positive number")
         parse_net_arch(self.net_arch)
 
 
-def _check(cfg: Any, name: str, ok: bool, expected: str) -> None:
+def check_field(cfg: Any, name: str, ok: bool, expected: str) -> None:
     if not ok:
         raise ValueError(f"{type(cfg).__name__}.{name}: expected {expected}, "
                          f"got {getattr(cfg, name)!r}")

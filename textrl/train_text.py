@@ -40,7 +40,7 @@ import torch
 import torch.nn.functional as F
 
 from textrl.agent import TextAgent, pad_sources
-from textrl.config import TrainConfig, config_to_dict
+from textrl.config import TrainConfig, check_field, config_to_dict
 from textrl.dqn import (
     check_finite,
     epsilon_greedy,
@@ -51,6 +51,7 @@ from textrl.dqn import (
     polyak_update,
     td_loss,
 )
+from textrl.demos import DEMO_SOURCES, demonstrations
 from textrl.envs.summarize import SummarizeEnv
 from textrl.metrics import SentenceScorer
 from textrl.qnetwork import QNetConfig, QNetwork
@@ -105,6 +106,8 @@ class TextTrainConfig(TrainConfig):
     """Q / soft_tau are the MLE warm start's logits (soft Q-learning temperature)."""
     copy: bool = True
     """Pointer-generator copying from the document inside the soft head (See et al. 2017)."""
+    copy_features: bool = True
+    """Learned continue/repeat biases in the pointer's scores (see textrl.qnetwork)."""
     mle: bool = True
     """MLE warm start on the references before DQN."""
     mle_epochs: float = 8.0
@@ -116,8 +119,11 @@ class TextTrainConfig(TrainConfig):
     mle_value_weight: float = 1.0
     """Weight of regressing Q(s, a_ref) on the references' returns-to-go during the warm start
     (sets the level of Q that cross-entropy leaves free)."""
+    demo_source: str = "references"
+    """What the warm start imitates and replay keeps as demonstrations: 'references', 'oracle'
+    (the best-scoring document sentence, see textrl.demos) or 'both'."""
     demos: bool = True
-    """Keep the references in replay as demonstrations (DQfD)."""
+    """Keep the demonstrations in replay during DQN (DQfD)."""
     demo_bonus: float = 1.0
     """Priority bonus of demonstration episodes (DQfD's epsilon_d)."""
     margin: float = 0.1
@@ -180,6 +186,14 @@ class TextTrainConfig(TrainConfig):
     1.7x faster than 1 on an idle 2-core machine, but many times slower as soon as another
     process shares the cores (measured): then pass --torch-threads 1."""
 
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_field(self, "demo_source", self.demo_source in DEMO_SOURCES,
+               " or ".join(repr(s) for s in DEMO_SOURCES))
+        check_field(self, "q_head", self.q_head in ("soft", "dueling", "plain"),
+               "'soft', 'dueling' or 'plain'")
+        check_field(self, "soft_tau", self.soft_tau > 0, "a positive number")
+
 
 @contextlib.contextmanager
 def torch_threads(n: int):
@@ -211,30 +225,8 @@ def build_network(cfg: TextTrainConfig, env: SummarizeEnv) -> QNetwork:
         n_layers=cfg.n_layers, n_heads=cfg.n_heads, d_ff=cfg.d_ff,
         max_source_tokens=cfg.max_source_tokens, max_new_tokens=cfg.max_new_tokens,
         head="dueling" if cfg.dueling else cfg.q_head, tau=cfg.soft_tau,
-        copy=cfg.copy and not cfg.dueling and cfg.q_head == "soft"))
-
-
-def demonstrations(env: SummarizeEnv, demo_env: SummarizeEnv) -> list[dict[str, Any]]:
-    """Each training example's references as expert episodes with the env's own rewards."""
-    out = []
-    tok = env.tokenizer
-    for index, example in enumerate(env.examples):
-        source, mask = env.source_and_mask(example.document, example.references)
-        for ref in example.references:
-            ids = [t for t in tok.encode(ref) if t in env._token_to_action]
-            actions = [env._token_to_action[t] for t in ids][: env.max_new_tokens]
-            if len(actions) < env.max_new_tokens:
-                actions.append(env.eos_action)
-            demo_env.reset(options={"index": index})
-            rewards = []
-            for a in actions:
-                _, r, _, _, _ = demo_env.step(a)
-                rewards.append(r)
-            allowed = np.union1d(np.flatnonzero(mask), actions).astype(np.int32)
-            out.append({"source": source, "tokens": env.action_token_ids[actions],
-                        "actions": np.asarray(actions), "rewards": np.asarray(rewards),
-                        "terminated": True, "allowed": allowed})  # see _collect on truncation
-    return out
+        copy=cfg.copy and not cfg.dueling and cfg.q_head == "soft",
+        copy_features=cfg.copy_features))
 
 
 class TextDQN:
@@ -514,7 +506,7 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
     job.run.save_config({"kind": "text", **config_to_dict(cfg)})
     job.env.tokenizer.save(job.run.path / "tokenizer")  # eval/generate need no cache or data
     demo_env = make_env(cfg, cfg.split, job.env.tokenizer, action_mask="none")
-    demos = demonstrations(job.env, demo_env) if (cfg.mle or cfg.demos) else []
+    demos = demonstrations(job.env, demo_env, cfg.demo_source) if (cfg.mle or cfg.demos) else []
     if cfg.demos and not resumed:
         for d in demos:
             job.replay.add(d["source"], d["tokens"], d["actions"], d["rewards"],

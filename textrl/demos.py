@@ -1,0 +1,88 @@
+"""Demonstration episodes for the text agent: the references, and/or extractive oracles.
+
+A demonstration is an episode of the real environment: its actions are a summary's tokens, its
+rewards are what the environment pays for them (so TD targets on demonstrations are exact), and
+its legal actions are the episode's mask plus its own tokens (a reference may use words the
+document lacks).
+
+Two kinds of summaries can be demonstrated (``demo_source``):
+
+- ``"references"``: each training reference (DQfD, Hester et al. 2018; the MLE warm start of
+  every seq2seq summariser).
+- ``"oracle"``: the document sentence that scores best under the training reward against the
+  references (the greedy "oracle" label of extractive summarisers, Nallapati et al. 2017; Liu &
+  Lapata 2019), truncated to ``max_new_tokens``. Imitating it is a copy task plus a choice of
+  sentence, which a small network learns from few documents far more easily than free
+  rewriting; on SciTLDR this oracle scores ROUGE-1 42 against the author TLDR, lead-1 26.
+- ``"both"``: one of each per example.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from textrl.data import Example
+from textrl.envs.summarize import SummarizeEnv
+from textrl.metrics import SentenceScorer, split_sentences
+
+DEMO_SOURCES = ("references", "oracle", "both")
+
+
+def oracle_sentence(example: Example, scorer: SentenceScorer, reward) -> str:
+    """The sentence of ``example.document`` with the highest ``reward`` against its references
+    (the first one on ties; the whole document when it has no sentence boundary)."""
+    sentences = split_sentences(example.document) or [example.document]
+    values = [reward(scorer.score(s, list(example.references))) for s in sentences]
+    return sentences[int(np.argmax(values))]
+
+
+def demo_summaries(examples: Sequence[Example], demo_source: str, scorer: SentenceScorer,
+                   reward) -> list[list[str]]:
+    """The summaries demonstrated for each example under ``demo_source``."""
+    if demo_source not in DEMO_SOURCES:
+        raise ValueError(f"demo_source: expected one of {DEMO_SOURCES}, got {demo_source!r}")
+    out = []
+    for example in examples:
+        texts: list[str] = []
+        if demo_source in ("references", "both"):
+            texts.extend(example.references)
+        if demo_source in ("oracle", "both"):
+            texts.append(oracle_sentence(example, scorer, reward))
+        out.append(texts)
+    return out
+
+
+def demonstrations(env: SummarizeEnv, demo_env: SummarizeEnv,
+                   demo_source: str = "references") -> list[dict[str, Any]]:
+    """Expert episodes for every example of ``env`` with ``demo_env``'s rewards.
+
+    ``demo_env`` must read the same data as ``env`` with ``action_mask="none"`` (a demonstration
+    may use tokens outside the episode's mask). Each episode is a dict with ``source``,
+    ``tokens`` (token ids), ``actions``, ``rewards``, ``terminated`` and ``allowed`` (the legal
+    actions: the mask plus the episode's own actions).
+    """
+    scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
+    summaries = demo_summaries(env.examples, demo_source, scorer, env.reward_spec)
+    tok = env.tokenizer
+    out = []
+    for index, (example, texts) in enumerate(zip(env.examples, summaries)):
+        source, mask = env.source_and_mask(example.document, example.references)
+        for text in texts:
+            ids = [t for t in tok.encode(text) if t in env._token_to_action]
+            actions = [env._token_to_action[t] for t in ids][: env.max_new_tokens]
+            if len(actions) < env.max_new_tokens:
+                actions.append(env.eos_action)
+            demo_env.reset(options={"index": index})
+            rewards = []
+            for a in actions:
+                _, r, _, _, _ = demo_env.step(a)
+                rewards.append(r)
+            allowed = np.union1d(np.flatnonzero(mask), actions).astype(np.int32)
+            # Truncated demonstrations are stored as terminal, like the agent's (see _collect).
+            out.append({"source": source, "tokens": env.action_token_ids[actions],
+                        "actions": np.asarray(actions), "rewards": np.asarray(rewards),
+                        "terminated": True, "allowed": allowed})
+    return out
