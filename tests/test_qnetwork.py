@@ -117,3 +117,46 @@ def test_match_features_one_pass_equals_steps_and_continue_copies_the_next_token
         pi = torch.softmax(net(src, torch.ones_like(src, dtype=torch.bool), src[:, :3]), -1)
     for j in (1, 2, 3):  # after emitting src[j-1], the next action is src[j]
         assert float(pi[0, j, net.token_to_action[src[0, j]]]) > 0.99
+
+
+@pytest.mark.parametrize("model_type", ["bert", "roberta"])
+def test_pretrained_encoder_initialisation_reproduces_its_states(tmp_path, model_type) -> None:
+    from dataclasses import replace
+
+    import transformers
+
+    from textrl.pretrained import encoder_settings, load_encoder, load_encoder_weights
+
+    kw = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+              intermediate_size=48, max_position_embeddings=40)
+    if model_type == "bert":
+        model = transformers.BertModel(transformers.BertConfig(**kw))
+    else:
+        model = transformers.RobertaModel(transformers.RobertaConfig(**kw, type_vocab_size=1))
+    model.save_pretrained(tmp_path)
+    encoder = load_encoder(tmp_path)
+    settings = encoder_settings(encoder)
+    assert settings["post_ln"] and settings["d_ff"] == 48 and settings["ln_eps"] == 1e-12
+    base = make().cfg
+    net = QNetwork(replace(base, **settings)).eval()
+    load_encoder_weights(net, encoder)
+    source, mask, generated = batch()
+    states, _, _ = net.source_states(source, mask)
+    with torch.no_grad():
+        offset = 2 if model_type == "roberta" else 0
+        ref = encoder(input_ids=source, attention_mask=mask.long(),
+                      position_ids=torch.arange(12)[None].expand(3, 12) + offset,
+                      token_type_ids=torch.zeros_like(source)).last_hidden_state
+    assert torch.allclose(states[mask], ref[mask], atol=1e-5)
+    # the post-LN network still acts with its cache exactly as the one-pass forward
+    full = net(source, mask, generated)
+    cache = net.encode_source(source, mask)
+    steps = [net.step(cache)] + [net.step(cache, generated[:, t]) for t in range(6)]
+    assert torch.allclose(full, torch.stack(steps, 1), atol=1e-5)
+
+
+def test_pretrained_encoder_errors(tmp_path) -> None:
+    from textrl.pretrained import load_encoder
+
+    with pytest.raises(FileNotFoundError, match="not a local Hugging Face model folder"):
+        load_encoder(tmp_path / "missing")

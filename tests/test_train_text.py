@@ -77,6 +77,60 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
         job.agent.generate(docs[:1], beam=2, no_repeat_ngram=2)
 
 
+def test_interrupted_run_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    import torch
+
+    from textrl.runs import RunDir
+
+    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    full = train_text(cfg, tmp_path / "full", progress=False)
+    cut = train_text(cfg, tmp_path / "cut", progress=False,
+                     callback=lambda state: state["env_steps"] < 150)
+    assert 150 <= cut["env_steps"] < full["env_steps"]
+    resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert (resumed["env_steps"], resumed["updates"]) == (full["env_steps"], full["updates"])
+    a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
+    for key, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[key]), key
+
+
+def test_warm_start_cut_by_the_budget_resumes_in_the_warm_start(tiny_data: Path,
+                                                                tmp_path: Path) -> None:
+    cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_epochs": 5000.0, "minutes": 0.1})
+    first = train_text(cfg, tmp_path / "run", progress=False)
+    assert first["env_steps"] == 0 and first["updates"] == 0
+    job = TextDQN(cfg, tmp_path / "run")
+    assert job.restore() and job.state["phase"] == "mle" and job.state["mle_updates"] > 0
+    assert 0 < job.state["mle_seconds"] < cfg.mle_minutes * 60
+
+
+def test_initialise_from_a_local_pretrained_encoder(tiny_data: Path, tmp_path: Path) -> None:
+    import torch
+    import transformers
+
+    from textrl.evaluate import load_text_run
+
+    tok = make_env(TextTrainConfig(data=str(tiny_data), **TINY), "train").tokenizer
+    folder = tmp_path / "tiny-bert"
+    bert = transformers.BertModel(transformers.BertConfig(
+        vocab_size=tok.vocab_size, hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=40, max_position_embeddings=80))
+    bert.save_pretrained(folder)
+    tok.save(folder)  # the encoder's tokenizer lives beside it, as on the hub
+    cfg = TextTrainConfig(data=str(tiny_data), init_encoder=str(folder),
+                          **{**TINY, "total_steps": 40, "mle_epochs": 0.2})
+    train_text(cfg, tmp_path / "run", progress=False)
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["d_model"], saved["d_ff"], saved["post_ln"]) == (24, 40, True)
+    assert saved["tokenizer"] == str(folder)
+    _, _, agent = load_text_run(tmp_path / "run", weights="mle", split="test")
+    assert agent.generate(["A short document about a river."])[0] is not None
+    job = TextDQN(TextTrainConfig(data=str(tiny_data), init_encoder=str(folder), **TINY),
+                  tmp_path / "fresh")
+    word = bert.embeddings.word_embeddings.weight
+    assert torch.equal(job.net.embed.weight[: word.shape[0]], word.detach())
+
+
 def test_nan_loss_stops_with_a_clear_message(tiny_data: Path, tmp_path: Path) -> None:
     cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_lr": 1e30, "max_grad_norm": None})
     with pytest.raises(FloatingPointError, match="MLE loss"):

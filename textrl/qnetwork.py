@@ -1,6 +1,7 @@
 """Transformer-encoder Q-network over (document, generated prefix) -> Q-values of the next token.
 
-One pre-LayerNorm transformer stack reads ``[source tokens ; <sep> ; generated tokens]``. The
+One transformer stack (pre-LayerNorm; BERT's post-LayerNorm layout when initialised from a
+pretrained encoder, :mod:`textrl.pretrained`) reads ``[source tokens ; <sep> ; generated tokens]``. The
 attention mask makes source positions attend to the source only (bidirectional) and target
 positions (``<sep>`` and the generated tokens) attend to the whole source plus, causally, to the
 target prefix. Hence:
@@ -82,30 +83,46 @@ class QNetConfig:
     """Pointer-generator copy distribution inside the soft head (See et al. 2017)."""
     copy_features: bool = True
     """Learned continue/continue-bigram/repeat biases in the pointer's scores (module doc)."""
+    post_ln: bool = False
+    """BERT's layout: LayerNorm after each residual sum and after the embeddings (needed to
+    load a pretrained encoder, :mod:`textrl.pretrained`); default pre-LayerNorm (GPT-2)."""
+    ln_eps: float = 1e-5
+    """LayerNorm epsilon."""
+    activation: str = "gelu"
+    """Feed-forward activation: 'gelu' (exact), 'gelu_tanh' or 'relu'."""
 
 
 class _Layer(nn.Module):
     def __init__(self, cfg: QNetConfig) -> None:
         super().__init__()
         self.n_heads = cfg.n_heads
-        self.ln1 = nn.LayerNorm(cfg.d_model)
+        self.post_ln = cfg.post_ln
+        self.ln1 = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
         self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
         self.proj = nn.Linear(cfg.d_model, cfg.d_model)
-        self.ln2 = nn.LayerNorm(cfg.d_model)
-        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), nn.GELU(),
+        self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
+        act = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
+        if cfg.activation not in act:
+            raise ValueError(f"QNetConfig.activation: expected one of {sorted(act)}, "
+                             f"got {cfg.activation!r}")
+        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), act[cfg.activation],
                                 nn.Linear(cfg.d_ff, cfg.d_model))
         self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, n, d = x.shape
-        q, k, v = self.qkv(self.ln1(x)).split(d, dim=-1)
+        q, k, v = self.qkv(x if self.post_ln else self.ln1(x)).split(d, dim=-1)
         shape = (b, n, self.n_heads, d // self.n_heads)
         return (q.view(shape).transpose(1, 2), k.view(shape).transpose(1, 2),
                 v.view(shape).transpose(1, 2))  # each (B, H, N, Dh)
 
     def _finish(self, x: Tensor, att: Tensor) -> Tensor:
         b, h, n, dh = att.shape
-        x = x + self.drop(self.proj(att.transpose(1, 2).reshape(b, n, h * dh)))
+        att = self.drop(self.proj(att.transpose(1, 2).reshape(b, n, h * dh)))
+        if self.post_ln:  # BERT: x = LN(x + f(x))
+            x = self.ln1(x + att)
+            return self.ln2(x + self.drop(self.ff(x)))
+        x = x + att
         return x + self.drop(self.ff(self.ln2(x)))
 
     def forward(self, x: Tensor, mask: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -154,8 +171,9 @@ class QNetwork(nn.Module):
         self.src_pos = nn.Embedding(cfg.max_source_tokens, cfg.d_model)
         self.tgt_pos = nn.Embedding(cfg.max_new_tokens + 1, cfg.d_model)
         self.segment = nn.Embedding(2, cfg.d_model)
+        self.emb_ln = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps) if cfg.post_ln else nn.Identity()
         self.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.n_layers))
-        self.ln_out = nn.LayerNorm(cfg.d_model)
+        self.ln_out = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
         self.register_buffer("action_tokens", torch.tensor(cfg.action_token_ids),
                              persistent=False)
         self.q_bias = nn.Parameter(torch.zeros(len(cfg.action_token_ids)))
@@ -175,7 +193,9 @@ class QNetwork(nn.Module):
                 len(cfg.action_token_ids))
             self.register_buffer("token_to_action", to_action, persistent=False)
             if cfg.copy_features:
-                self.copy_match = nn.Parameter(torch.zeros(3))
+                # A prior for copying spans (learned from there): a continuation gets
+                # e^5 ~ 150 times the weight of another position of an untrained pointer.
+                self.copy_match = nn.Parameter(torch.tensor([2.5, 2.5, -2.5]))
         self.apply(self._init)
 
     @staticmethod
@@ -197,7 +217,7 @@ class QNetwork(nn.Module):
             raise ValueError(f"source: {s} tokens > max_source_tokens="
                              f"{self.cfg.max_source_tokens}")
         pos = torch.arange(s, device=source.device)
-        return self.embed(source) + self.src_pos(pos) + self.segment.weight[0]
+        return self.emb_ln(self.embed(source) + self.src_pos(pos) + self.segment.weight[0])
 
     def _embed_target(self, tokens: Tensor, start: int) -> Tensor:
         """``tokens`` (B, n) at target positions ``start..start+n-1`` (0 = the separator)."""
@@ -206,7 +226,7 @@ class QNetwork(nn.Module):
             raise ValueError(f"generated: {start + n - 1} tokens > max_new_tokens="
                              f"{self.cfg.max_new_tokens}")
         pos = torch.arange(start, start + n, device=tokens.device)
-        return self.embed(tokens) + self.tgt_pos(pos) + self.segment.weight[1]
+        return self.emb_ln(self.embed(tokens) + self.tgt_pos(pos) + self.segment.weight[1])
 
     def _copy_source(self, source: Tensor, source_mask: Tensor, src_h: Tensor
                       ) -> tuple[Tensor, Tensor]:
@@ -295,9 +315,9 @@ class QNetwork(nn.Module):
 
     # -- acting with a cache ----------------------------------------------------------------
 
-    @torch.no_grad()
-    def encode_source(self, source: Tensor, source_mask: Tensor) -> SourceCache:
-        """Encode a batch of documents once; returns the cache :meth:`step` extends."""
+    def source_states(self, source: Tensor, source_mask: Tensor
+                      ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+        """Final source states (B, S, D) and each layer's keys and values."""
         b, s = source.shape
         x = self._embed_source(source)
         mask = source_mask[:, None, :].expand(b, s, s).clone()
@@ -309,6 +329,13 @@ class QNetwork(nn.Module):
             x, k, v = layer(x, mask)
             keys.append(k)
             values.append(v)
+        return x, keys, values
+
+    @torch.no_grad()
+    def encode_source(self, source: Tensor, source_mask: Tensor) -> SourceCache:
+        """Encode a batch of documents once; returns the cache :meth:`step` extends."""
+        b = source.shape[0]
+        x, keys, values = self.source_states(source, source_mask)
         cache = SourceCache(keys, values, source_mask)
         if self.cfg.copy:
             cache.copy_keys, cache.copy_index = self._copy_source(source, source_mask, x)

@@ -4,10 +4,11 @@ The data path: examples -> ``SummarizeEnv`` (exact dense rewards) -> whole episo
 :class:`~textrl.replay.EpisodeReplay` -> one forward pass of the :class:`~textrl.qnetwork.QNetwork`
 per sampled episode (Q for every step at once) -> n-step double-DQN targets -> update.
 
-1. **Demonstrations** (DQfD, Hester et al. 2018): every training reference becomes an expert
-   episode; its rewards come from the environment itself, and it stays in replay with a
-   priority bonus. Its legal actions are the episode's mask plus its own tokens (a reference
-   may use words the document lacks).
+1. **Demonstrations** (DQfD, Hester et al. 2018; :mod:`textrl.demos`): every training reference
+   and/or each document's best-scoring sentence (``demo_source``) becomes an expert episode;
+   its rewards come from the environment itself, and it stays in replay with a priority bonus.
+   Its legal actions are the episode's mask plus its own tokens (a reference may use words the
+   document lacks).
 2. **MLE warm start** (ANCHORS: start from supervised logits): cross-entropy of the references
    with ``Q / soft_tau`` as logits (the soft-Q view of Guo et al. 2021), over each step's legal
    actions, for ``mle_epochs`` or ``mle_minutes``. The resulting weights are kept as the
@@ -21,8 +22,10 @@ per sampled episode (Q for every step at once) -> n-step double-DQN targets -> u
    cross-entropy anchor on demonstration steps. Greedy decoding on ``eval_split`` picks the
    best weights (``best.safetensors``).
 
-Every ``checkpoint_every`` environment steps the run is checkpointed atomically (networks,
-optimizer, replay, RNGs, counters); ``resume=True`` continues from the latest checkpoint.
+Every ``checkpoint_every`` environment steps, and when the time budget ends, the run is
+checkpointed atomically (networks, optimizer, replay, RNGs including each environment's,
+counters); ``resume=True`` continues from the latest checkpoint exactly as if never stopped.
+``init_encoder`` starts the Q-network from a local pretrained encoder (:mod:`textrl.pretrained`).
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 import torch
@@ -54,6 +57,7 @@ from textrl.dqn import (
 from textrl.demos import DEMO_SOURCES, demonstrations
 from textrl.envs.summarize import SummarizeEnv
 from textrl.metrics import SentenceScorer
+from textrl.pretrained import encoder_settings, load_encoder, load_encoder_weights
 from textrl.qnetwork import QNetConfig, QNetwork
 from textrl.replay import EpisodeReplay, nstep_arrays, stack_padded
 from textrl.runs import (
@@ -92,6 +96,10 @@ class TextTrainConfig(TrainConfig):
     """A saved or hub fast tokenizer instead of training one."""
     action_mask: str = "source"
     """Legal actions: 'source' (document tokens, EOS, function words) or 'none'."""
+    init_encoder: str | None = None
+    """Local Hugging Face encoder folder (BERT/RoBERTa layout) to initialise the Q-network
+    from; its sizes replace --d-model/--n-layers/--n-heads/--d-ff and its tokenizer is the
+    default --tokenizer (textrl.pretrained)."""
     d_model: int = 128
     """Transformer width."""
     n_layers: int = 2
@@ -100,6 +108,12 @@ class TextTrainConfig(TrainConfig):
     """Attention heads."""
     d_ff: int = 512
     """Feed-forward width."""
+    post_ln: bool = False
+    """Post-LayerNorm (BERT) layers; set by --init-encoder."""
+    ln_eps: float = 1e-5
+    """LayerNorm epsilon; set by --init-encoder."""
+    activation: str = "gelu"
+    """Feed-forward activation ('gelu', 'gelu_tanh', 'relu'); set by --init-encoder."""
     q_head: str = "soft"
     """Q head: 'soft' (V + tau*log_softmax, see textrl.qnetwork), 'dueling' or 'plain'."""
     soft_tau: float = 0.05
@@ -226,7 +240,8 @@ def build_network(cfg: TextTrainConfig, env: SummarizeEnv) -> QNetwork:
         max_source_tokens=cfg.max_source_tokens, max_new_tokens=cfg.max_new_tokens,
         head="dueling" if cfg.dueling else cfg.q_head, tau=cfg.soft_tau,
         copy=cfg.copy and not cfg.dueling and cfg.q_head == "soft",
-        copy_features=cfg.copy_features))
+        copy_features=cfg.copy_features, post_ln=cfg.post_ln, ln_eps=cfg.ln_eps,
+        activation=cfg.activation))
 
 
 class TextDQN:
@@ -235,6 +250,12 @@ class TextDQN:
     def __init__(self, cfg: TextTrainConfig, run_dir: str | Path) -> None:
         self.cfg = cfg
         self.run = RunDir(run_dir)
+        encoder = None
+        if cfg.init_encoder:  # the encoder's shape and tokenizer, then (below) its weights
+            encoder = load_encoder(cfg.init_encoder)
+            for name, value in encoder_settings(encoder).items():
+                setattr(cfg, name, value)
+            cfg.tokenizer = cfg.tokenizer or cfg.init_encoder
         torch.manual_seed(cfg.seed)
         self.rng = np.random.default_rng(cfg.seed)
         self.gen = torch.Generator().manual_seed(cfg.seed)
@@ -243,6 +264,8 @@ class TextDQN:
         self.envs = [self.env] + [make_env(cfg, cfg.split, tok) for _ in range(cfg.num_envs - 1)]
         self.eval_env = make_env(cfg, cfg.eval_split, tok)
         self.net = build_network(cfg, self.env)
+        if encoder is not None:
+            load_encoder_weights(self.net, encoder)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.agent = TextAgent(self.net, self.env)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.mle_lr if cfg.mle else cfg.lr)
@@ -253,6 +276,7 @@ class TextDQN:
                                     eps=cfg.per_eps, demo_bonus=cfg.demo_bonus)
         self.state: dict[str, Any] = {"phase": "mle" if cfg.mle else "dqn", "env_steps": 0,
                                       "updates": 0, "mle_updates": 0, "episodes": 0,
+                                      "mle_seconds": 0.0,
                                       "best_eval": -math.inf, "next_eval": cfg.eval_every,
                                       "next_checkpoint": cfg.checkpoint_every,
                                       "next_log": cfg.log_every, "seeded": False}
@@ -269,7 +293,8 @@ class TextDQN:
                            **({"value_optimizer": self.value_opt.state_dict()}
                               if self.value_opt is not None else {})},
             replay_state=self.replay.state_dict(),
-            rng_state=capture_rng_state(self.rng, self.gen),
+            rng_state={**capture_rng_state(self.rng, self.gen),
+                       "envs": [e.np_random.bit_generator.state for e in self.envs]},
             meta={"state": {k: (v if v != -math.inf else None) for k, v in self.state.items()}},
             keep=self.cfg.keep_checkpoints)
 
@@ -288,6 +313,8 @@ class TextDQN:
             self.replay.load_state_dict(ckpt.replay_state)
         if ckpt.rng_state is not None:
             restore_rng_state(ckpt.rng_state, self.rng, self.gen)
+            for env, env_state in zip(self.envs, ckpt.rng_state.get("envs", [])):
+                env.np_random.bit_generator.state = env_state  # the next documents drawn
         state = ckpt.meta["state"]
         state["best_eval"] = -math.inf if state["best_eval"] is None else state["best_eval"]
         self.state.update(state)
@@ -495,8 +522,15 @@ class TextDQN:
 
 
 def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
-               progress: bool = True) -> dict[str, Any]:
-    """Train (or continue) a text DQN run in ``run_dir``; returns the final metrics."""
+               progress: bool = True, callback: Callable[[dict[str, Any]], bool] | None = None
+               ) -> dict[str, Any]:
+    """Train (or continue) a text DQN run in ``run_dir``; returns the final metrics.
+
+    ``callback(state)`` is called after each round of DQN episodes; returning False stops the
+    run there (checkpointed, like the end of the time budget). A run stopped by the budget or
+    the callback and then resumed learns exactly what an uninterrupted run with step budgets
+    would (tested), except that a warm start cut by ``minutes`` resumes with the warm-start
+    minutes it had left."""
     t_start = time.perf_counter()
     deadline = t_start + cfg.minutes * 60 if cfg.minutes else math.inf
     job = TextDQN(cfg, run_dir)
@@ -517,7 +551,9 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
     try:
         if state["phase"] == "mle":
             n_updates = int(cfg.mle_epochs * len(demos) / cfg.batch_size)
-            mle_deadline = min(deadline, time.perf_counter() + cfg.mle_minutes * 60)
+            t_mle = time.perf_counter()
+            mle_left = cfg.mle_minutes * 60 - state["mle_seconds"]
+            mle_deadline = min(deadline, t_mle + mle_left)
             bar = ProgressBar(n_updates, state["mle_updates"], progress, desc="mle")
             losses = []
             while state["mle_updates"] < n_updates and time.perf_counter() < mle_deadline:
@@ -526,6 +562,9 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
                 if state["mle_updates"] % 50 == 0:
                     logger.log(state["mle_updates"], {"mle_loss": float(np.mean(losses[-50:]))})
             bar.close()
+            state["mle_seconds"] += time.perf_counter() - t_mle
+        if state["phase"] == "mle" and (state["mle_updates"] >= n_updates
+                                        or state["mle_seconds"] >= cfg.mle_minutes * 60):
             job.target.load_state_dict(job.net.state_dict())
             job.save_weights("mle")
             for group in job.opt.param_groups:
@@ -542,6 +581,8 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
         while state["env_steps"] < cfg.total_steps and time.perf_counter() < deadline:
             progress_frac = state["env_steps"] / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
+            if state["phase"] != "dqn" or (callback is not None and not callback(state)):
+                break  # (a warm start cut by the time budget stays in phase "mle")
             steps, scores = job.collect(eps)
             recent = (recent + scores)[-200:]
             if state["env_steps"] >= cfg.learning_starts:
