@@ -122,7 +122,8 @@ def main() -> None:
         t_act_naive = time.perf_counter() - t0
 
     print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"{cfg.torch_threads} thread(s) for learning, 1 for acting; d_model {cfg.d_model}, {cfg.n_layers} layers, "
+          f"{cfg.torch_threads} thread(s) for learning, 1 for acting; "
+          f"d_model {cfg.d_model}, {cfg.n_layers} layers, "
           f"batch {cfg.batch_size} episodes, {cfg.num_envs} envs")
     print("| variant | transitions or steps | seconds | per second |")
     print("|---|---|---|---|")

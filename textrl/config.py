@@ -107,7 +107,7 @@ class TrainConfig:
         check_field(self, "minutes", self.minutes is None or self.minutes > 0, "a positive number")
         check_field(self, "lr", self.lr > 0, "a positive number")
         check_field(self, "lr_end", self.lr_end is None or self.lr_end >= 0,
-               "a non-negative number or none")
+                    "a non-negative number or none")
         check_field(self, "gamma", 0.0 <= self.gamma <= 1.0, "a number in [0, 1]")
         for name in ("batch_size", "buffer_size", "train_freq", "gradient_steps", "n_step",
                      "target_update_interval", "eval_episodes", "keep_checkpoints",
@@ -116,10 +116,10 @@ class TrainConfig:
         for name in ("learning_starts", "eval_every", "checkpoint_every"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
         check_field(self, "target_update", self.target_update in ("hard", "polyak"),
-               "'hard' or 'polyak'")
+                    "'hard' or 'polyak'")
         check_field(self, "tau", 0.0 < self.tau <= 1.0, "a number in (0, 1]")
         check_field(self, "max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0,
-               "a positive number or none")
+                    "a positive number or none")
         for name in ("per_alpha", "per_beta0", "eps_start", "eps_end", "eps_fraction"):
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "a number in [0, 1]")
         check_field(self, "per_eps", self.per_eps > 0, "a positive number")

@@ -1,10 +1,10 @@
 """Transformer-encoder Q-network over (document, generated prefix) -> Q-values of the next token.
 
 One transformer stack (pre-LayerNorm; BERT's post-LayerNorm layout when initialised from a
-pretrained encoder, :mod:`textrl.pretrained`) reads ``[source tokens ; <sep> ; generated tokens]``. The
-attention mask makes source positions attend to the source only (bidirectional) and target
-positions (``<sep>`` and the generated tokens) attend to the whole source plus, causally, to the
-target prefix. Hence:
+pretrained encoder, :mod:`textrl.pretrained`) reads ``[source tokens ; <sep> ; generated
+tokens]``. The attention mask makes source positions attend to the source only
+(bidirectional) and target positions (``<sep>`` and the generated tokens) attend to the whole
+source plus, causally, to the target prefix. Hence:
 
 - the output at target position ``j`` (``<sep>`` is ``j = 0``) is ``Q(s_j, .)``, the value of
   every action after ``j`` generated tokens, so **one forward pass over an episode yields Q for

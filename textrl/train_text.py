@@ -34,9 +34,10 @@ import contextlib
 import copy
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,6 +45,7 @@ import torch.nn.functional as F
 
 from textrl.agent import TextAgent, pad_sources
 from textrl.config import TrainConfig, check_field, config_to_dict
+from textrl.demos import DEMO_SOURCES, demonstrations
 from textrl.dqn import (
     check_finite,
     epsilon_greedy,
@@ -54,7 +56,6 @@ from textrl.dqn import (
     polyak_update,
     td_loss,
 )
-from textrl.demos import DEMO_SOURCES, demonstrations
 from textrl.envs.summarize import SummarizeEnv
 from textrl.metrics import SentenceScorer
 from textrl.pretrained import encoder_settings, load_encoder, load_encoder_weights
@@ -203,9 +204,9 @@ class TextTrainConfig(TrainConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         check_field(self, "demo_source", self.demo_source in DEMO_SOURCES,
-               " or ".join(repr(s) for s in DEMO_SOURCES))
+                    " or ".join(repr(s) for s in DEMO_SOURCES))
         check_field(self, "q_head", self.q_head in ("soft", "dueling", "plain"),
-               "'soft', 'dueling' or 'plain'")
+                    "'soft', 'dueling' or 'plain'")
         check_field(self, "soft_tau", self.soft_tau > 0, "a positive number")
 
 
