@@ -17,7 +17,7 @@ from textrl.train_text import TextDQN, TextTrainConfig, demonstrations, make_env
 TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, vocab_size=400, max_new_tokens=16,
             max_source_tokens=64, num_envs=4, batch_size=4, mle_epochs=1.0, total_steps=300,
             eval_docs=8, eval_every=150, checkpoint_every=150, log_every=100, minutes=None,
-            torch_threads=1, value_warmup_updates=2)
+            torch_threads=1, value_warmup_updates=2, mle_eval_every=5)
 
 
 @pytest.fixture(scope="module")
@@ -57,6 +57,7 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
     assert json.loads((run / "config.json").read_text())["kind"] == "text"
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_score" in r for r in logged) and any("td_loss" in r for r in logged)
+    assert any("mle_eval_score" in r for r in logged)  # the warm start is evaluated as it trains
 
     longer = TextTrainConfig(data=str(tiny_data), **{**TINY, "total_steps": 500})
     resumed = train_text(longer, run, resume=True, progress=False)

@@ -37,7 +37,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
@@ -113,9 +113,9 @@ class TextTrainConfig(TrainConfig):
     """Post-LayerNorm (BERT) layers; set by --init-encoder."""
     ln_eps: float = 1e-5
     """LayerNorm epsilon; set by --init-encoder."""
-    activation: str = "gelu"
+    activation: Literal["gelu", "gelu_tanh", "relu"] = "gelu"
     """Feed-forward activation ('gelu', 'gelu_tanh', 'relu'); set by --init-encoder."""
-    q_head: str = "soft"
+    q_head: Literal["soft", "dueling", "plain"] = "soft"
     """Q head: 'soft' (V + tau*log_softmax, see textrl.qnetwork), 'dueling' or 'plain'."""
     soft_tau: float = 0.05
     """Q / soft_tau are the MLE warm start's logits (soft Q-learning temperature)."""
@@ -131,10 +131,14 @@ class TextTrainConfig(TrainConfig):
     """Upper bound of the warm start in minutes."""
     mle_lr: float = 1e-3
     """Learning rate of the warm start."""
+    mle_eval_every: int = 250
+    """Greedy evaluation on --eval-split every this many warm-start updates; the warm start
+    keeps its best weights (early stopping: on SciTLDR the validation score fell from 0.32 after
+    ~800 updates to 0.30 after ~2,100 while the loss kept falling). 0: keep the last weights."""
     mle_value_weight: float = 1.0
     """Weight of regressing Q(s, a_ref) on the references' returns-to-go during the warm start
     (sets the level of Q that cross-entropy leaves free)."""
-    demo_source: str = "references"
+    demo_source: Literal["references", "oracle", "both"] = "references"
     """What the warm start imitates and replay keeps as demonstrations: 'references', 'oracle'
     (the best-scoring document sentence, see textrl.demos) or 'both'."""
     demos: bool = True
@@ -277,7 +281,7 @@ class TextDQN:
                                     eps=cfg.per_eps, demo_bonus=cfg.demo_bonus)
         self.state: dict[str, Any] = {"phase": "mle" if cfg.mle else "dqn", "env_steps": 0,
                                       "updates": 0, "mle_updates": 0, "episodes": 0,
-                                      "mle_seconds": 0.0,
+                                      "mle_seconds": 0.0, "mle_best": -math.inf,
                                       "best_eval": -math.inf, "next_eval": cfg.eval_every,
                                       "next_checkpoint": cfg.checkpoint_every,
                                       "next_log": cfg.log_every, "seeded": False}
@@ -317,9 +321,15 @@ class TextDQN:
             for env, env_state in zip(self.envs, ckpt.rng_state.get("envs", [])):
                 env.np_random.bit_generator.state = env_state  # the next documents drawn
         state = ckpt.meta["state"]
-        state["best_eval"] = -math.inf if state["best_eval"] is None else state["best_eval"]
+        for key in ("best_eval", "mle_best"):
+            state[key] = -math.inf if state.get(key) is None else state[key]
         self.state.update(state)
         return True
+
+    def load_weights(self, name: str) -> None:
+        from safetensors.torch import load_file
+
+        self.net.load_state_dict(load_file(str(self.run.path / f"{name}.safetensors")))
 
     def save_weights(self, name: str) -> Path:
         from safetensors.torch import save_file
@@ -562,12 +572,18 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
                 bar.update(1, loss=losses[-1])
                 if state["mle_updates"] % 50 == 0:
                     logger.log(state["mle_updates"], {"mle_loss": float(np.mean(losses[-50:]))})
+                if cfg.mle_eval_every and state["mle_updates"] % cfg.mle_eval_every == 0:
+                    _evaluate_mle(job, logger)
             bar.close()
             state["mle_seconds"] += time.perf_counter() - t_mle
         if state["phase"] == "mle" and (state["mle_updates"] >= n_updates
                                         or state["mle_seconds"] >= cfg.mle_minutes * 60):
+            if cfg.mle_eval_every:
+                _evaluate_mle(job, logger)
+                job.load_weights("mle")  # the warm start's best weights on --eval-split
+            else:
+                job.save_weights("mle")
             job.target.load_state_dict(job.net.state_dict())
-            job.save_weights("mle")
             for group in job.opt.param_groups:
                 group["lr"] = cfg.lr
             state["phase"] = "dqn"
@@ -618,6 +634,15 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
                    "best_eval": state["best_eval"],
                    "minutes": (time.perf_counter() - t_start) / 60})
     return result
+
+
+def _evaluate_mle(job: TextDQN, logger: MetricsLogger) -> None:
+    """Evaluate the warm start; keep its best weights as ``mle.safetensors``."""
+    ev = job.evaluate()
+    logger.log(job.state["mle_updates"], {"mle_" + k: v for k, v in ev.items()})
+    if ev["eval_score"] > job.state["mle_best"]:
+        job.state["mle_best"] = ev["eval_score"]
+        job.save_weights("mle")
 
 
 def _evaluate(job: TextDQN, logger: MetricsLogger) -> dict[str, float]:
