@@ -158,6 +158,9 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     assert set(report["baselines"]) == {"random", "lead1", "mle"}
     assert "BLEU" in json.dumps(report["signatures"]) or report["signatures"]
     assert (tmp_path / "report.md").read_text().count("| lead1 |") == 2
+    paired = report["agent_vs_mle"]["metrics_max_ref"]["rouge1"]
+    assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
+    assert "agent minus its MLE warm start" in (tmp_path / "report.md").read_text()
     p = run_cli("generate", "run", "The council approved a new bridge in Faby on Monday.",
                 cwd=tmp_path)
     assert p.returncode == 0, p.stderr

@@ -7,7 +7,9 @@ the best reference per document (``metrics_max_ref``). Baselines on the same doc
 - ``random``: tokens drawn uniformly inside each episode's action mask until end-of-sequence or
   ``max_new_tokens`` (seeded);
 - ``lead1``: the document's first sentence (:func:`textrl.metrics.split_sentences`);
-- ``mle``: the run's warm-start weights (``mle.safetensors``), decoded like the agent.
+- ``mle``: the run's warm-start weights (``mle.safetensors``), decoded like the agent; the
+  report's ``agent_vs_mle`` is a paired bootstrap of the agent against it (difference, 95%
+  interval, p-value per metric and protocol): whether the DQN phase improved on its warm start.
 """
 
 from __future__ import annotations
@@ -125,6 +127,12 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
             _, _, mle_agent = load_text_run(run_dir, "mle", data, split)
             mle_texts = mle_agent.generate(documents, beam=beam, no_repeat_ngram=no_repeat_ngram)
             report["baselines"]["mle"] = _blocks(mle_texts, references, config)
+            # Did the DQN phase improve on its own warm start? A paired bootstrap says how sure.
+            from textrl.scoring import paired_comparison
+
+            report["agent_vs_mle"] = paired_comparison(
+                mle_texts, predictions, [list(r) for r in references], config=config,
+                metrics=("rouge1", "rouge2", "rougeL", "bleu"), seed=seed).to_dict()
     report["examples"] = [{"document": d[:300], "prediction": p, "references": list(r)}
                           for d, p, r in zip(documents[:5], predictions[:5], references[:5])]
     if out is not None:
@@ -149,6 +157,16 @@ def report_markdown(report: dict[str, Any]) -> str:
             vals = r.get(block, {})
             lines.append(f"| {name} | " + " | ".join(
                 f"{vals[c]:.2f}" if c in vals else "-" for c in cols) + " |")
+        lines.append("")
+    paired = report.get("agent_vs_mle")
+    if paired:
+        lines += ["## agent minus its MLE warm start (paired bootstrap, "
+                  f"{paired['n_samples']} resamples)", "",
+                  "| protocol | metric | agent − mle | 95% CI | p |", "|---|---|---:|---|---:|"]
+        for block, name in (("metrics", "first reference"), ("metrics_max_ref", "multi-max")):
+            for metric, c in paired[block].items():
+                lines.append(f"| {name} | {metric} | {c['difference']:+.2f} | "
+                             f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p_value']:.3f} |")
         lines.append("")
     sig = report.get("signatures")
     if sig:
