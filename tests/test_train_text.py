@@ -67,6 +67,19 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
     assert job.restore() and job.state["env_steps"] == resumed["env_steps"]
     assert job.replay.num_transitions > 0
 
+    # another run can start from this run's warm start (fine-tuning it by DQN)
+    import torch
+    from safetensors.torch import load_file
+
+    again = TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "mle.safetensors"),
+                                    **{**TINY, "mle": False}), tmp_path / "from-mle")
+    for key, value in load_file(str(run / "mle.safetensors")).items():
+        assert torch.equal(again.net.state_dict()[key], value), key
+        assert torch.equal(again.target.state_dict()[key], value), key
+    with pytest.raises(ValueError, match="does not fit this network"):
+        TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "mle.safetensors"),
+                                **{**TINY, "d_model": 16}), tmp_path / "bad")
+
     docs = [e.document for e in job.eval_env.examples]
     for n in (1, 2):
         actions = job.agent._greedy(*job.agent.prepare(docs), no_repeat_ngram=n)

@@ -101,6 +101,9 @@ class TextTrainConfig(TrainConfig):
     """Local Hugging Face encoder folder (BERT/RoBERTa layout) to initialise the Q-network
     from; its sizes replace --d-model/--n-layers/--n-heads/--d-ff and its tokenizer is the
     default --tokenizer (textrl.pretrained)."""
+    init_weights: str | None = None
+    """Q-network weights (.safetensors, same network settings and tokenizer) to start from,
+    e.g. another run's mle.safetensors with --no-mle to fine-tune its warm start by DQN."""
     d_model: int = 128
     """Transformer width."""
     n_layers: int = 2
@@ -271,6 +274,8 @@ class TextDQN:
         self.net = build_network(cfg, self.env)
         if encoder is not None:
             load_encoder_weights(self.net, encoder)
+        if cfg.init_weights:
+            self.load_weights(cfg.init_weights)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.agent = TextAgent(self.net, self.env)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.mle_lr if cfg.mle else cfg.lr)
@@ -327,9 +332,18 @@ class TextDQN:
         return True
 
     def load_weights(self, name: str) -> None:
+        """Load ``name`` (a weights file of this run, e.g. 'mle', or a .safetensors path)."""
         from safetensors.torch import load_file
 
-        self.net.load_state_dict(load_file(str(self.run.path / f"{name}.safetensors")))
+        path = Path(name) if name.endswith(".safetensors") else \
+            self.run.path / f"{name}.safetensors"
+        if not path.is_file():
+            raise FileNotFoundError(f"weights: {str(path)!r} does not exist")
+        try:
+            self.net.load_state_dict(load_file(str(path)))
+        except RuntimeError as exc:  # shapes or names differ: say which settings to match
+            raise ValueError(f"weights: {str(path)!r} does not fit this network (same "
+                             f"--d-model/--n-layers/--tokenizer/... needed): {exc}") from None
 
     def save_weights(self, name: str) -> Path:
         from safetensors.torch import save_file
