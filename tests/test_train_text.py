@@ -171,12 +171,32 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     assert set(report["baselines"]) == {"random", "lead1", "mle"}
     assert "BLEU" in json.dumps(report["signatures"]) or report["signatures"]
     assert (tmp_path / "report.md").read_text().count("| lead1 |") == 2
-    paired = report["agent_vs_mle"]["metrics_max_ref"]["rouge1"]
-    assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
-    assert "agent minus its MLE warm start" in (tmp_path / "report.md").read_text()
+    markdown = (tmp_path / "report.md").read_text()
+    if report["agent_vs_mle"].get("identical"):  # best weights = the warm start's
+        assert "identical to its MLE warm start" in markdown
+    else:
+        paired = report["agent_vs_mle"]["metrics_max_ref"]["rouge1"]
+        assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
+        assert "agent minus its MLE warm start" in markdown
     p = run_cli("generate", "run", "The council approved a new bridge in Faby on Monday.",
                 cwd=tmp_path)
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() != "" or p.stdout == "\n"
     p = run_cli("eval", "missing-run", cwd=tmp_path)
     assert p.returncode == 2 and "no config.json" in p.stderr
+
+
+def test_report_markdown_shows_the_paired_comparison() -> None:
+    from textrl.evaluate import report_markdown
+    from textrl.scoring import paired_comparison
+
+    refs = [["the cat sat on the mat"], ["a dog ran in the park"], ["birds sing at dawn"]]
+    paired = paired_comparison(["the cat", "a dog", "birds"],
+                               ["the cat sat", "a dog ran in", "birds sing"], refs,
+                               metrics=("rouge1", "bleu"), n_samples=50, seed=0).to_dict()
+    assert paired["metrics"]["rouge1"]["difference"] > 0
+    report = {"run": "r", "data": "d", "split": "test", "n_documents": 3, "decoding": "greedy",
+              "metrics": {"rouge1": 50.0}, "metrics_max_ref": {"rouge1": 50.0},
+              "agent_vs_mle": paired}
+    text = report_markdown(report)
+    assert "| multi-max | rouge1 | +" in text and "50 resamples" in text

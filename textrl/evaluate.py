@@ -130,9 +130,12 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
             # Did the DQN phase improve on its own warm start? A paired bootstrap says how sure.
             from textrl.scoring import paired_comparison
 
-            report["agent_vs_mle"] = paired_comparison(
-                mle_texts, predictions, [list(r) for r in references], config=config,
-                metrics=("rouge1", "rouge2", "rougeL", "bleu"), seed=seed).to_dict()
+            if mle_texts == predictions:  # (sacrebleu's test would say p = 1/(n+1) here)
+                report["agent_vs_mle"] = {"identical": True}
+            else:
+                report["agent_vs_mle"] = paired_comparison(
+                    mle_texts, predictions, [list(r) for r in references], config=config,
+                    metrics=("rouge1", "rouge2", "rougeL", "bleu"), seed=seed).to_dict()
     report["examples"] = [{"document": d[:300], "prediction": p, "references": list(r)}
                           for d, p, r in zip(documents[:5], predictions[:5], references[:5])]
     if out is not None:
@@ -159,7 +162,10 @@ def report_markdown(report: dict[str, Any]) -> str:
                 f"{vals[c]:.2f}" if c in vals else "-" for c in cols) + " |")
         lines.append("")
     paired = report.get("agent_vs_mle")
-    if paired:
+    if paired and paired.get("identical"):
+        lines += ["The agent's outputs are identical to its MLE warm start's (e.g. the best "
+                  "weights are the warm start's).", ""]
+    elif paired:
         lines += ["## agent minus its MLE warm start (paired bootstrap, "
                   f"{paired['n_samples']} resamples)", "",
                   "| protocol | metric | agent − mle | 95% CI | p |", "|---|---|---:|---|---:|"]
