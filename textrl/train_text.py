@@ -275,6 +275,9 @@ class TextDQN:
         if encoder is not None:
             load_encoder_weights(self.net, encoder)
         if cfg.init_weights:
+            if not (cfg.init_weights.endswith(".safetensors") and Path(cfg.init_weights).is_file()):
+                raise FileNotFoundError(f"init_weights: expected an existing .safetensors file, "
+                                        f"got {cfg.init_weights!r}")
             self.load_weights(cfg.init_weights)
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.agent = TextAgent(self.net, self.env)
