@@ -160,8 +160,8 @@ def test_mlp_shapes_and_dueling_identity() -> None:
     adv = net.head(h)
     # Q - V = A - mean(A): the mean of Q over actions equals V
     assert torch.allclose(q.mean(-1), net.value(h).squeeze(-1), atol=1e-6)
-    assert torch.allclose(q - q.mean(-1, keepdim=True), adv - adv.mean(-1, keepdim=True),
-                          atol=1e-6)
+    expected = net.value(h) + adv - adv.mean(-1, keepdim=True)  # Wang et al. 2016, eq. 9
+    assert torch.allclose(q, expected, atol=1e-6)
     assert MLPQNetwork(4, 2, "").forward(obs).shape == (5, 2)  # linear Q
     with pytest.raises(ValueError, match="net_arch"):
         MLPQNetwork(4, 2, "256,x")

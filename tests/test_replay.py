@@ -161,7 +161,8 @@ def test_transition_replay_vectorised_envs_and_masks() -> None:
         if o == 100.0:  # terminated after one step
             assert nxt == 101.0 and ret == 2.0 and disc == 0.0
         elif o < 100:  # env 0: 0 -> 1 -> 2 -> 3 (truncated)
-            assert nxt == min(o + 2, 3) and disc == 0.25 if o < 2 else disc == 0.5
+            assert nxt == min(o + 2, 3)
+            assert disc == (0.25 if o < 2 else 0.5)
             assert m.tolist() == [1, 1, 0]
             if nxt == 3.0:
                 assert nm.tolist() == [1, 0, 0]  # the final next mask stored at truncation

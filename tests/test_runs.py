@@ -90,6 +90,12 @@ def test_half_written_checkpoint_is_ignored_and_old_ones_pruned(tmp_path: Path) 
     # the next save of step 4 replaces the leftover .tmp folder
     run.save_checkpoint(4, {"w": torch.zeros(2)}, keep=2)
     assert run.load_latest().step == 4 and not crashed.exists()
+    # re-saving step 4 replaces it; an old copy set aside by a crash is never loaded
+    run.save_checkpoint(4, {"w": torch.full((2,), 5.0)}, keep=1)
+    (run.checkpoint_dir / "step-00000005.old").mkdir()
+    (run.checkpoint_dir / "step-00000005.old" / "meta.json").write_text("{}")
+    assert [p.name for p in run.checkpoints()] == ["step-00000004"]
+    assert float(run.load_latest().model_state["w"][0]) == 5.0
 
 
 def test_checkpoints_hold_no_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

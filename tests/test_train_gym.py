@@ -200,3 +200,10 @@ def test_cli_trains_and_resumes_with_the_saved_config(tmp_path: Path,
                  "--total-steps", "300"]) == 0
     assert "step 300" in capsys.readouterr().out
     assert json.loads((tmp_path / "run/config.json").read_text())["net_arch"] == "8"
+
+
+def test_resume_refuses_another_env(tmp_path: Path) -> None:
+    cfg = _cfg(total_steps=200, eval_every=0)
+    train_gym("CartPole-v1", cfg, tmp_path, progress=False, tensorboard=False)
+    with pytest.raises(ValueError, match="was trained on CartPole-v1, not Acrobot-v1"):
+        train_gym("Acrobot-v1", cfg, tmp_path, resume=True, progress=False, tensorboard=False)

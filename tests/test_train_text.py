@@ -76,6 +76,11 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
     for key, value in load_file(str(run / "mle.safetensors")).items():
         assert torch.equal(again.net.state_dict()[key], value), key
         assert torch.equal(again.target.state_dict()[key], value), key
+    with pytest.raises(FileNotFoundError, match="init_weights: expected an existing"):
+        TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "missing.bin"),
+                                **TINY), tmp_path / "missing")
+    with pytest.raises(ValueError, match="demo_source: expected 'references', 'oracle' or"):
+        TextTrainConfig(demo_source="abstracts")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not fit this network"):
         TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "mle.safetensors"),
                                 **{**TINY, "d_model": 16}), tmp_path / "bad")

@@ -15,6 +15,7 @@ from torch import Tensor
 
 from textrl.dqn import greedy_actions, masked_q
 from textrl.qnetwork import QNetwork
+from textrl.replay import stack_padded
 
 try:  # the env module lives in envs/, installed as textrl.envs
     from textrl.envs.summarize import SummarizeEnv
@@ -25,12 +26,11 @@ except ImportError:  # pragma: no cover - only when running from an uninstalled 
 def pad_sources(sources: Sequence[np.ndarray], pad_id: int, device: str | torch.device = "cpu"
                 ) -> tuple[Tensor, Tensor]:
     """(B, S) long token ids padded with ``pad_id`` and (B, S) bool mask of real tokens."""
-    width = max(1, max(len(s) for s in sources))
-    out = np.full((len(sources), width), pad_id, dtype=np.int64)
-    for i, s in enumerate(sources):
-        out[i, : len(s)] = s
-    ids = torch.from_numpy(out).to(device)
-    return ids, ids != pad_id if pad_id >= 0 else torch.ones_like(ids, dtype=torch.bool)
+    out, lengths = stack_padded(sources, pad_id, np.int64)
+    if out.shape[1] == 0:  # only empty sources: keep one (masked) column
+        out = np.full((len(sources), 1), pad_id, dtype=np.int64)
+    mask = np.arange(out.shape[1])[None, :] < lengths[:, None]
+    return torch.from_numpy(out).to(device), torch.from_numpy(mask).to(device)
 
 
 class TextAgent:

@@ -115,8 +115,6 @@ class TrainConfig:
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
         for name in ("learning_starts", "eval_every", "checkpoint_every"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
-        check_field(self, "target_update", self.target_update in ("hard", "polyak"),
-                    "'hard' or 'polyak'")
         check_field(self, "tau", 0.0 < self.tau <= 1.0, "a number in (0, 1]")
         check_field(self, "max_grad_norm", self.max_grad_norm is None or self.max_grad_norm > 0,
                     "a positive number or none")
@@ -124,6 +122,21 @@ class TrainConfig:
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "a number in [0, 1]")
         check_field(self, "per_eps", self.per_eps > 0, "a positive number")
         parse_net_arch(self.net_arch)
+        check_literals(self)
+
+
+def check_literals(cfg: Any) -> None:
+    """Every ``Literal[...]`` field of dataclass ``cfg`` holds one of its values."""
+    hints = typing.get_type_hints(type(cfg))
+    for f in dataclasses.fields(cfg):
+        tp, optional = _unwrap_optional(hints[f.name])
+        if typing.get_origin(tp) is not Literal:
+            continue
+        choices = typing.get_args(tp)
+        value = getattr(cfg, f.name)
+        if not (value in choices or (optional and value is None)):
+            names = [repr(c) for c in choices]
+            check_field(cfg, f.name, False, ", ".join(names[:-1]) + " or " + names[-1])
 
 
 def check_field(cfg: Any, name: str, ok: bool, expected: str) -> None:

@@ -124,20 +124,26 @@ class RunDir:
             (tmp / "rng.json").write_text(json.dumps(rng_state), encoding="utf-8")
         meta_out = {"step": int(step), "time": time.time(), **dict(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(meta_out, indent=2), encoding="utf-8")
-        if final.exists():  # re-saving a step (e.g. after a resume): replace it
-            shutil.rmtree(final)
+        aside = None
+        if final.exists():  # re-saving a step (e.g. after a resume): replace it, keeping the
+            aside = final.with_name(final.name + ".old")  # old one until the new one is in
+            shutil.rmtree(aside, ignore_errors=True)
+            os.replace(final, aside)
         os.replace(tmp, final)
+        if aside is not None:
+            shutil.rmtree(aside, ignore_errors=True)
         _write_atomic(self.checkpoint_dir / "latest", name + "\n")
         for old in self.checkpoints()[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
         return final
 
     def checkpoints(self) -> list[Path]:
-        """Complete checkpoint folders, oldest first (``.tmp`` folders are not complete)."""
+        """Complete checkpoint folders, oldest first (``.tmp``/``.old`` folders are not)."""
         if not self.checkpoint_dir.is_dir():
             return []
-        found = [p for p in self.checkpoint_dir.glob("step-*")
-                 if p.is_dir() and not p.name.endswith(".tmp") and (p / "meta.json").is_file()]
+        found = [p for p in self.checkpoint_dir.glob("step-*")  # not .tmp/.old folders
+                 if p.is_dir() and p.name.split("-", 1)[1].isdigit()
+                 and (p / "meta.json").is_file()]
         return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
     def latest_path(self) -> Path | None:

@@ -170,6 +170,9 @@ def train_gym(env_id: str, cfg: TrainConfig, run_dir: str | Path, resume: bool =
         ckpt = run.load_latest()
         if ckpt is None:
             raise FileNotFoundError(f"resume: no checkpoint in {str(run.path)!r}")
+        if ckpt.meta.get("env_id", env_id) != env_id:
+            raise ValueError(f"resume: {str(run.path)!r} was trained on {ckpt.meta['env_id']}, "
+                             f"not {env_id}")
         q_net.load_state_dict({k[7:]: v for k, v in ckpt.model_state.items()
                                if k.startswith("online.")})
         target_net.load_state_dict({k[7:]: v for k, v in ckpt.model_state.items()
@@ -346,9 +349,10 @@ def train_gym(env_id: str, cfg: TrainConfig, run_dir: str | Path, resume: bool =
 
 def add_gym_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of a gym training command (``--env``, ``--run-dir``, ``--resume``, settings)."""
-    parser.add_argument("--env", default="CartPole-v1",
+    parser.add_argument("--env", default=None,
                         help="Gymnasium env id with Discrete actions and Box observations; "
-                        f"presets exist for {sorted(PRESETS)} (default: CartPole-v1)")
+                        f"presets exist for {sorted(PRESETS)} (default: the resumed run's, "
+                        "else CartPole-v1)")
     parser.add_argument("--run-dir", default=None,
                         help="run folder (default: runs/<env>-seed<seed>)")
     parser.add_argument("--config", default=None,
@@ -364,11 +368,14 @@ def run_gym_from_args(args: argparse.Namespace) -> int:
     """Merge defaults < preset < run's config (resume) < --config < flags, then train."""
     from textrl.runs import RunDir
 
-    preset = dict(PRESETS.get(args.env, {}))
+    saved: dict = {}
     if args.resume and args.run_dir and (Path(args.run_dir) / "config.json").is_file():
         saved = RunDir(args.run_dir).load_config()
-        saved.pop("env_id", None)
-        preset.update(saved)
+        args.env = args.env or saved.get("env_id")
+    args.env = args.env or "CartPole-v1"
+    preset = dict(PRESETS.get(args.env, {}))
+    saved.pop("env_id", None)
+    preset.update(saved)
     cfg = config_from_args(TrainConfig, args, preset=preset)
     run_dir = args.run_dir or f"runs/{args.env.replace('/', '_')}-seed{cfg.seed}"
     result = train_gym(args.env, cfg, run_dir, resume=args.resume, progress=args.progress)

@@ -45,7 +45,7 @@ import torch.nn.functional as F
 
 from textrl.agent import TextAgent, pad_sources
 from textrl.config import TrainConfig, check_field, config_to_dict
-from textrl.demos import DEMO_SOURCES, demonstrations
+from textrl.demos import demonstrations
 from textrl.dqn import (
     check_finite,
     epsilon_greedy,
@@ -210,10 +210,6 @@ class TextTrainConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        check_field(self, "demo_source", self.demo_source in DEMO_SOURCES,
-                    " or ".join(repr(s) for s in DEMO_SOURCES))
-        check_field(self, "q_head", self.q_head in ("soft", "dueling", "plain"),
-                    "'soft', 'dueling' or 'plain'")
         check_field(self, "soft_tau", self.soft_tau > 0, "a positive number")
 
 
@@ -275,10 +271,7 @@ class TextDQN:
         if encoder is not None:
             load_encoder_weights(self.net, encoder)
         if cfg.init_weights:
-            if not (cfg.init_weights.endswith(".safetensors") and Path(cfg.init_weights).is_file()):
-                raise FileNotFoundError(f"init_weights: expected an existing .safetensors file, "
-                                        f"got {cfg.init_weights!r}")
-            self.load_weights(cfg.init_weights)
+            self.load_weights(cfg.init_weights, "init_weights")
         self.target = copy.deepcopy(self.net).requires_grad_(False)
         self.agent = TextAgent(self.net, self.env)
         self.opt = torch.optim.Adam(self.net.parameters(), lr=cfg.mle_lr if cfg.mle else cfg.lr)
@@ -334,18 +327,18 @@ class TextDQN:
         self.state.update(state)
         return True
 
-    def load_weights(self, name: str) -> None:
-        """Load ``name`` (a weights file of this run, e.g. 'mle', or a .safetensors path)."""
+    def load_weights(self, path: str | Path, field: str = "weights") -> None:
+        """Load Q-network weights from the .safetensors file ``path`` (errors name ``field``)."""
         from safetensors.torch import load_file
 
-        path = Path(name) if name.endswith(".safetensors") else \
-            self.run.path / f"{name}.safetensors"
-        if not path.is_file():
-            raise FileNotFoundError(f"weights: {str(path)!r} does not exist")
+        path = Path(path)
+        if path.suffix != ".safetensors" or not path.is_file():
+            raise FileNotFoundError(f"{field}: expected an existing .safetensors file, "
+                                    f"got {str(path)!r}")
         try:
             self.net.load_state_dict(load_file(str(path)))
         except RuntimeError as exc:  # shapes or names differ: say which settings to match
-            raise ValueError(f"weights: {str(path)!r} does not fit this network (same "
+            raise ValueError(f"{field}: {str(path)!r} does not fit this network (same "
                              f"--d-model/--n-layers/--tokenizer/... needed): {exc}") from None
 
     def save_weights(self, name: str) -> Path:
@@ -597,7 +590,7 @@ def train_text(cfg: TextTrainConfig, run_dir: str | Path, resume: bool = False,
                                         or state["mle_seconds"] >= cfg.mle_minutes * 60):
             if cfg.mle_eval_every:
                 _evaluate_mle(job, logger)
-                job.load_weights("mle")  # the warm start's best weights on --eval-split
+                job.load_weights(job.run.path / "mle.safetensors")  # best on --eval-split
             else:
                 job.save_weights("mle")
             job.target.load_state_dict(job.net.state_dict())
