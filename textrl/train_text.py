@@ -136,8 +136,8 @@ class TextTrainConfig(TrainConfig):
     """Learning rate of the warm start."""
     mle_eval_every: int = 250
     """Greedy evaluation on --eval-split every this many warm-start updates; the warm start
-    keeps its best weights (early stopping: on SciTLDR the validation score fell from 0.32 after
-    ~800 updates to 0.30 after ~2,100 while the loss kept falling). 0: keep the last weights."""
+    keeps its best weights (early stopping: on SciTLDR the dev score peaked after 250 updates
+    and fell while the loss kept falling, BENCHMARKS.md). 0: keep the last weights."""
     mle_value_weight: float = 1.0
     """Weight of regressing Q(s, a_ref) on the references' returns-to-go during the warm start
     (sets the level of Q that cross-entropy leaves free)."""
