@@ -11,9 +11,10 @@ import numpy as np
 from gymnasium import spaces
 
 from textrl.data import Example, load_examples
-from textrl.metrics import CJK_CHARS, METRICS, MetricConfig, SentenceScorer
-from textrl.rewards import IncrementalScorer, RewardSpec, shared_tools
-from textrl.tokenizer import TextTokenizer, get_tokenizer
+from textrl.data.tokenizer import TextTokenizer, get_tokenizer
+from textrl.scoring.incremental import IncrementalScorer, shared_tools
+from textrl.scoring.reward import RewardSpec
+from textrl.scoring.sentence import CJK_CHARS, METRICS, MetricConfig, SentenceScorer
 
 # Words and punctuation a summary needs even when the document lacks them ("source" mask mode).
 FUNCTION_TOKENS = (
@@ -40,6 +41,7 @@ class SummarizeEnv(gym.Env):
     separator, unknown), so that every action the space can sample is a real token
     (``action_space.sample()``, ``check_env`` and mask-unaware agents work). Action 0 is the
     end-of-sequence token for the built-in tokenizer; ``eos_action`` names it in general.
+    :meth:`token_id` maps an action to its token id and :meth:`action_for_token` back.
 
     ## Observation Space
     ``Dict`` of fixed-size int32 arrays, padded with the tokenizer's ``<pad>`` id
@@ -55,7 +57,7 @@ class SummarizeEnv(gym.Env):
     ``reward`` is a weighted sum of ``rouge1``, ``rouge2``, ``rougeL``, ``rougeLsum`` (F1,
     rouge-score semantics, stemmed, best reference per metric) and ``bleu`` (sacrebleu sentence
     BLEU / 100), e.g. ``"rougeL"``, ``"0.5*rouge1+0.5*bleu"`` or ``"rouge"`` (mean of R-1, R-2
-    and R-L); see :class:`textrl.rewards.RewardSpec`.
+    and R-L); see :class:`textrl.scoring.reward.RewardSpec`.
 
     - ``dense=False``: 0 at every step, the score of the whole text at the last step.
     - ``dense=True`` (default): ``r_t = S(prefix_t) - S(prefix_{t-1})``, where ``prefix_t`` is
@@ -63,7 +65,8 @@ class SummarizeEnv(gym.Env):
       words), and the last step scores the whole text. A word being spelled by several subword
       tokens therefore earns its reward on the step that completes it (the next space or the
       end), never a mid-word partial score. Rewards telescope: their sum equals the metric of
-      ``info["text"]`` exactly (bit-identical incremental scoring, see :mod:`textrl.rewards`).
+      ``info["text"]`` exactly (bit-identical incremental scoring, see
+      :mod:`textrl.scoring.incremental`).
       With ``cjk=True`` a CJK character also completes a word.
 
     ## Starting State
@@ -84,14 +87,14 @@ class SummarizeEnv(gym.Env):
     - ``reward``: metric expression (default ``"rouge"``); ``dense``: see Rewards.
     - ``max_new_tokens`` (48), ``max_source_tokens`` (320).
     - ``tokenizer``: ``None`` (train the built-in BPE on the data's train split, cached),
-      a path or hub name of a fast tokenizer, or a :class:`textrl.tokenizer.TextTokenizer`.
+      a path or hub name of a fast tokenizer, or a :class:`textrl.data.tokenizer.TextTokenizer`.
     - ``vocab_size``: size of the trained tokenizer (4096).
     - ``action_mask``: ``"none"`` (default: every action legal), ``"source"`` (the document's
       tokens, end-of-sequence, and the single-token forms of :data:`FUNCTION_TOKENS`), or a
       callable ``f(example, tokenizer)`` returning allowed token ids (or a 0/1 array over token
       ids); end-of-sequence is always added.
     - ``use_stemmer`` (True), ``cjk`` (False), ``lsum_split`` (``"sentences"``): metric settings,
-      see :class:`textrl.metrics.MetricConfig`.
+      see :class:`textrl.scoring.sentence.MetricConfig`.
     - ``final_scores``: ``"library"`` (default) or ``"reward"``; ``render_mode``: ``"ansi"``.
     - ``document_column``/``summary_column``: columns for hub or file data.
 
@@ -126,8 +129,10 @@ class SummarizeEnv(gym.Env):
         document_column: str | None = None,
         summary_column: str | None = None,
     ) -> None:
-        for name, value in (("max_new_tokens", max_new_tokens),
-                            ("max_source_tokens", max_source_tokens)):
+        for name, value in (
+            ("max_new_tokens", max_new_tokens),
+            ("max_source_tokens", max_source_tokens),
+        ):
             if not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name}: expected a positive integer, got {value!r}")
         if render_mode not in (None, "ansi"):
@@ -135,8 +140,9 @@ class SummarizeEnv(gym.Env):
         if final_scores not in ("library", "reward"):
             raise ValueError(f"final_scores: expected 'library' or 'reward', got {final_scores!r}")
         if not (callable(action_mask) or action_mask in ("none", "source")):
-            raise ValueError(f"action_mask: expected 'none', 'source' or a callable, "
-                             f"got {action_mask!r}")
+            raise ValueError(
+                f"action_mask: expected 'none', 'source' or a callable, got {action_mask!r}"
+            )
         self.render_mode = render_mode
         self.dense = bool(dense)
         self.max_new_tokens = int(max_new_tokens)
@@ -151,15 +157,17 @@ class SummarizeEnv(gym.Env):
             self.examples: Sequence[Example] = load_examples(data, split, **cols)
             self.tokenizer = get_tokenizer(tokenizer, data=data, vocab_size=vocab_size, **cols)
         else:
-            self.examples = [e if isinstance(e, Example) else Example(e[0], tuple(e[1]))
-                             for e in data]
+            self.examples = [
+                e if isinstance(e, Example) else Example(e[0], tuple(e[1])) for e in data
+            ]
             if not self.examples:
                 raise ValueError("data: the sequence of examples is empty")
             if tokenizer is None:
-                from textrl.tokenizer import cached_trained_tokenizer, training_texts
+                from textrl.data.tokenizer import cached_trained_tokenizer, training_texts
 
-                texts = training_texts([e.document for e in self.examples],
-                                       [e.references for e in self.examples])
+                texts = training_texts(
+                    [e.document for e in self.examples], [e.references for e in self.examples]
+                )
                 self.tokenizer = cached_trained_tokenizer(texts, vocab_size=vocab_size)
             else:
                 self.tokenizer = get_tokenizer(tokenizer)
@@ -173,12 +181,14 @@ class SummarizeEnv(gym.Env):
 
         high = tok.vocab_size - 1
         self.action_space = spaces.Discrete(n)
-        self.observation_space = spaces.Dict({
-            "source": spaces.Box(0, high, (self.max_source_tokens,), np.int32),
-            "source_length": spaces.Discrete(self.max_source_tokens + 1),
-            "generated": spaces.Box(0, high, (self.max_new_tokens,), np.int32),
-            "generated_length": spaces.Discrete(self.max_new_tokens + 1),
-        })
+        self.observation_space = spaces.Dict(
+            {
+                "source": spaces.Box(0, high, (self.max_source_tokens,), np.int32),
+                "source_length": spaces.Discrete(self.max_source_tokens + 1),
+                "generated": spaces.Box(0, high, (self.max_new_tokens,), np.int32),
+                "generated_length": spaces.Discrete(self.max_new_tokens + 1),
+            }
+        )
 
         self._tools = shared_tools(self.metric_config)
         self._library = SentenceScorer(METRICS, self.metric_config)
@@ -211,10 +221,12 @@ class SummarizeEnv(gym.Env):
             mask[list(self._function_actions)] = 1
         else:
             result = self.mask_mode(example, self.tokenizer)  # type: ignore[operator]
-            arr = np.asarray(result if not isinstance(result, (set, frozenset))
-                             else sorted(result))
-            if arr.dtype == bool or (arr.ndim == 1 and len(arr) == self.tokenizer.vocab_size
-                                     and set(np.unique(arr)) <= {0, 1}):
+            arr = np.asarray(result if not isinstance(result, (set, frozenset)) else sorted(result))
+            if arr.dtype == bool or (
+                arr.ndim == 1
+                and len(arr) == self.tokenizer.vocab_size
+                and set(np.unique(arr)) <= {0, 1}
+            ):
                 allowed = np.flatnonzero(arr).tolist()
             else:
                 allowed = arr.astype(np.int64).ravel().tolist()
@@ -225,25 +237,32 @@ class SummarizeEnv(gym.Env):
         mask[self.eos_action] = 1
         return mask
 
-    def _prepare(self, example: Example
-                 ) -> tuple[np.ndarray, int, bool, np.ndarray, IncrementalScorer]:
+    def _prepare(
+        self, example: Example
+    ) -> tuple[np.ndarray, int, bool, np.ndarray, IncrementalScorer]:
         ids = self.tokenizer.encode(example.document)
         truncated = len(ids) > self.max_source_tokens
         ids = ids[: self.max_source_tokens]
         source = np.full(self.max_source_tokens, self.pad_id, dtype=np.int32)
         source[: len(ids)] = ids
-        scorer = IncrementalScorer(example.references, self.reward_spec.metrics,
-                                   self.metric_config, _shared=self._tools)
+        scorer = IncrementalScorer(
+            example.references, self.reward_spec.metrics, self.metric_config, _shared=self._tools
+        )
         return source, len(ids), truncated, self._mask_for(example, ids), scorer
 
     def _obs(self) -> dict[str, Any]:
         gen = np.full(self.max_new_tokens, self.pad_id, dtype=np.int32)
         gen[: len(self._generated)] = self._generated
-        return {"source": self._source.copy(), "source_length": np.int64(self._source_len),
-                "generated": gen, "generated_length": np.int64(len(self._generated))}
+        return {
+            "source": self._source.copy(),
+            "source_length": np.int64(self._source_len),
+            "generated": gen,
+            "generated_length": np.int64(len(self._generated)),
+        }
 
-    def source_and_mask(self, document: str, references: Sequence[str] = ("-",)
-                        ) -> tuple[np.ndarray, np.ndarray]:
+    def source_and_mask(
+        self, document: str, references: Sequence[str] = ("-",)
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The source token ids (truncated, unpadded) and the action mask an episode on
         ``document`` would have; for agents that decode without stepping the environment."""
         example = Example(document, tuple(references))
@@ -255,8 +274,13 @@ class SummarizeEnv(gym.Env):
         return self._mask.copy()
 
     def token_id(self, action: int) -> int:
-        """The token id that ``action`` emits."""
+        """The token id that ``action`` emits (inverse of :meth:`action_for_token`)."""
         return int(self.action_token_ids[action])
+
+    def action_for_token(self, token_id: int) -> int | None:
+        """The action that emits ``token_id``, or ``None`` for a token no action emits
+        (padding, separator, unknown, ids outside the vocabulary)."""
+        return self._token_to_action.get(int(token_id))
 
     # -- gymnasium API ----------------------------------------------------------------------
 
@@ -274,8 +298,10 @@ class SummarizeEnv(gym.Env):
             if "index" in options:
                 index = options["index"]
                 if not isinstance(index, (int, np.integer)) or not 0 <= index < len(self.examples):
-                    raise ValueError(f"options['index']: expected an int in [0, "
-                                     f"{len(self.examples)}), got {index!r}")
+                    raise ValueError(
+                        f"options['index']: expected an int in [0, "
+                        f"{len(self.examples)}), got {index!r}"
+                    )
                 index = int(index)
             else:
                 index = int(self.np_random.integers(len(self.examples)))
@@ -291,8 +317,12 @@ class SummarizeEnv(gym.Env):
         self._generated = []
         self._text = ""
         self._score = 0.0
-        info = {"action_mask": self._mask.copy(), "score": 0.0, "index": index,
-                "source_truncated": trunc}
+        info = {
+            "action_mask": self._mask.copy(),
+            "score": 0.0,
+            "index": index,
+            "source_truncated": trunc,
+        }
         return self._obs(), info
 
     def step(self, action):
@@ -308,8 +338,10 @@ class SummarizeEnv(gym.Env):
         a = int(action)
         if not self._mask[a]:
             tok = self.tokenizer.id_to_token(int(self.action_token_ids[a]))
-            raise ValueError(f"action: {a} (token {tok!r}) is masked out for this episode "
-                             f"(action_mask mode {self.mask_mode!r}); see info['action_mask']")
+            raise ValueError(
+                f"action: {a} (token {tok!r}) is masked out for this episode "
+                f"(action_mask mode {self.mask_mode!r}); see info['action_mask']"
+            )
         terminated = a == self.eos_action
         if not terminated:
             self._generated.append(int(self.action_token_ids[a]))
@@ -344,6 +376,8 @@ class SummarizeEnv(gym.Env):
         doc = self._example.document if self._example else ""
         text = getattr(self, "_text", "")
         n = len(self._generated) if self._generated is not None else "done"
-        return (f"document: {doc[:160]}{'...' if len(doc) > 160 else ''}\n"
-                f"summary ({n} tokens): {text}\n"
-                f"score ({self.reward_spec}): {getattr(self, '_score', 0.0):.4f}\n")
+        return (
+            f"document: {doc[:160]}{'...' if len(doc) > 160 else ''}\n"
+            f"summary ({n} tokens): {text}\n"
+            f"score ({self.reward_spec}): {getattr(self, '_score', 0.0):.4f}\n"
+        )

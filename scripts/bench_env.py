@@ -28,7 +28,7 @@ import numpy as np
 from textrl.envs.summarize import SummarizeEnv
 
 import textrl  # noqa: F401  (registers the environments)
-from textrl.metrics import SentenceScorer
+from textrl.scoring.sentence import SentenceScorer
 
 REWARD = "rouge1+rouge2+rougeL+bleu"
 
@@ -109,7 +109,7 @@ def scored_texts(env: SummarizeEnv, plans) -> list[tuple[int, list[str]]]:
 
 
 def time_scoring(env: SummarizeEnv, episodes) -> tuple[float, float, int]:
-    from textrl.rewards import IncrementalScorer, shared_tools
+    from textrl.scoring.incremental import IncrementalScorer, shared_tools
 
     metrics = env.reward_spec.metrics
     tools = shared_tools(env.metric_config)
@@ -163,17 +163,23 @@ def main() -> None:
     rows.append((f"(c) scoring only, libraries, first {len(sub)} episodes", n_c, t_lib))
     max_diff = max(abs(x - y) for x, y in zip(r_fast, r_slow))
 
-    print(f"python {platform.python_version()}, {platform.machine()}, reward {REWARD!r}, "
-          f"{args.episodes} episodes, max_new_tokens {fast.max_new_tokens}")
+    print(
+        f"python {platform.python_version()}, {platform.machine()}, reward {REWARD!r}, "
+        f"{args.episodes} episodes, max_new_tokens {fast.max_new_tokens}"
+    )
     print(f"| {'variant':52} | {'steps':>6} | {'seconds':>7} | {'steps/s':>8} |")
     print(f"|{'-' * 54}|{'-' * 8}|{'-' * 9}|{'-' * 10}|")
     for name, n, t in rows:
         print(f"| {name:52} | {n:6d} | {t:7.3f} | {n / t:8.0f} |")
     speedup = (n_as / t_as) / (n_b / t_b)
-    print(f"\nspeed-up (a)/(b) on the same {len(sub)} episodes: {speedup:.0f}x; "
-          f"max |reward difference| between (a) and (b): {max_diff:.2e}")
-    print(f"speed-up of the reward computation alone (c): {t_lib / t_inc:.0f}x "
-          "(includes building each episode's scorer)")
+    print(
+        f"\nspeed-up (a)/(b) on the same {len(sub)} episodes: {speedup:.0f}x; "
+        f"max |reward difference| between (a) and (b): {max_diff:.2e}"
+    )
+    print(
+        f"speed-up of the reward computation alone (c): {t_lib / t_inc:.0f}x "
+        "(includes building each episode's scorer)"
+    )
 
 
 if __name__ == "__main__":

@@ -2,11 +2,11 @@
 
 Measured in one run, on the built-in corpus, with the default text configuration:
 
-- learned transitions/s of ``TextDQN.dqn_update`` (one forward pass per sampled episode gives Q
+- learned transitions/s of ``TextLearner.dqn_update`` (one forward pass per sampled episode gives Q
   for all its steps; the target network likewise) vs a naive learner that runs one forward pass
   per transition for ``s`` (with gradient) and for ``s'`` (online and target), re-encoding the
   source every time, on batches of the same size in transitions;
-- environment steps/s acted by ``TextDQN.collect`` (source encoded once per episode, one cached
+- environment steps/s acted by ``TextTrainer.act`` (source encoded once per episode, one cached
   network step per token, ``num_envs`` environments in lock-step) vs naive acting that re-runs
   the network over source + prefix at every step.
 
@@ -17,24 +17,27 @@ from __future__ import annotations
 
 import argparse
 import platform
+import tempfile
 import time
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from textrl.agent import pad_sources
-from textrl.dqn import epsilon_greedy, masked_q
-from textrl.replay import stack_padded
-from textrl.train_text import TextDQN, TextTrainConfig, torch_threads
+from textrl.dqn.core import torch_threads
+from textrl.dqn.episode_replay import stack_padded
+from textrl.dqn.policy import epsilon_greedy, masked_q
+from textrl.text.batches import pad_sources
+from textrl.text.config import TextConfig
+from textrl.text.train import TextTrainer
 
 
-def naive_update(job: TextDQN, transitions: list[tuple], gamma: float) -> int:
+def naive_update(job: TextTrainer, transitions: list[tuple], gamma: float) -> int:
     """One-step double-DQN update, one forward pass per transition for s and for s'."""
-    net, target = job.net, job.target
-    src, smask = pad_sources([t[0] for t in transitions], job.env.pad_id)
-    prefix, plen = stack_padded([t[1] for t in transitions], job.env.pad_id, np.int64)
-    nxt, nlen = stack_padded([t[2] for t in transitions], job.env.pad_id, np.int64)
+    net, target, pad_id = job.learner.online, job.learner.target, job.actor.pad_id
+    src, smask = pad_sources([t[0] for t in transitions], pad_id)
+    prefix, plen = stack_padded([t[1] for t in transitions], pad_id, np.int64)
+    nxt, nlen = stack_padded([t[2] for t in transitions], pad_id, np.int64)
     actions = torch.tensor([t[3] for t in transitions])
     rewards = torch.tensor([t[4] for t in transitions], dtype=torch.float32)
     done = torch.tensor([t[5] for t in transitions], dtype=torch.float32)
@@ -46,32 +49,33 @@ def naive_update(job: TextDQN, transitions: list[tuple], gamma: float) -> int:
         best = masked_q(q_next_online, None).argmax(-1, keepdim=True)
         y = rewards + gamma * (1 - done) * q_next_target.gather(-1, best).squeeze(-1)
     loss = F.smooth_l1_loss(q_s.gather(-1, actions[:, None]).squeeze(-1), y)
-    job.opt.zero_grad()
+    job.learner.optimizer.zero_grad()
     loss.backward()
-    job.opt.step()
+    job.learner.optimizer.step()
     return len(transitions)
 
 
 @torch.no_grad()
-def naive_collect(job: TextDQN, eps: float) -> int:
+def naive_collect(job: TextTrainer, eps: float) -> int:
     """Acting that re-encodes source + prefix with a full forward pass at every step."""
-    resets = [e.reset() for e in job.envs]
+    envs = job.actor.envs
+    resets = [e.reset() for e in envs]
     sources = [o["source"][: int(o["source_length"])] for o, _ in resets]
     amask = torch.from_numpy(np.stack([i["action_mask"] for _, i in resets])).bool()
-    src, smask = pad_sources(sources, job.env.pad_id)
-    k = len(job.envs)
+    src, smask = pad_sources(sources, job.actor.pad_id)
+    k = len(envs)
     tokens = torch.zeros(k, 0, dtype=torch.long)
     done = [False] * k
     steps = 0
     while not all(done):
-        q = job.net(src, smask, tokens)[:, -1]  # (K, A): Q after the prefix
-        a = epsilon_greedy(q, amask, eps, job.gen)
+        q = job.learner.online(src, smask, tokens)[:, -1]  # (K, A): Q after the prefix
+        a = epsilon_greedy(q, amask, eps, job.learner.gen)
         for i in range(k):
             if not done[i]:
-                _, _, term, trunc, _ = job.envs[i].step(int(a[i]))
+                _, _, term, trunc, _ = envs[i].step(int(a[i]))
                 steps += 1
                 done[i] = term or trunc
-        tokens = torch.cat([tokens, job.action_tokens[a][:, None]], 1)
+        tokens = torch.cat([tokens, job.actor.action_tokens[a][:, None]], 1)
     return steps
 
 
@@ -79,63 +83,81 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--updates", type=int, default=6, help="timed updates per variant")
     parser.add_argument("--rounds", type=int, default=3, help="timed acting rounds per variant")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for gradient steps (default: the config's)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch threads for gradient steps (default: the config's)",
+    )
     args = parser.parse_args()
-    cfg = TextTrainConfig(mle=False, value_warmup_updates=0)  # time full updates, not warm-up
+    cfg = TextConfig(mle=False, value_warmup_updates=0)  # time full updates, not warm-up
     if args.threads:
         cfg.torch_threads = args.threads
-    job = TextDQN(cfg, "/tmp/textrl-bench-learner")
+    job = TextTrainer(cfg, tempfile.mkdtemp(prefix="textrl-bench-learner-"))
+    learner = job.learner
     for _ in range(4):  # fill replay with agent episodes
-        job.collect(0.5)
+        job.act(0.5)
 
     # Learner: ours on sampled episodes; naive on the same number of transitions.
     with torch_threads(cfg.torch_threads):
-        job.dqn_update(0.4)
+        learner.dqn_update(0.4)
         t0, learned = time.perf_counter(), 0
         for _ in range(args.updates):
-            learned += job.dqn_update(0.4)["transitions"]
+            learned += learner.dqn_update(0.4)["transitions"]
         t_ours = time.perf_counter() - t0
         per_update = learned // args.updates
-        batch = job.replay.sample_episodes(64, job.rng, 0.4).episodes
+        batch = learner.replay.sample_episodes(64, learner.rng, 0.4).episodes
         trans = []
         for e in batch:
             for t in range(len(e.actions)):
-                trans.append((e.source, e.tokens[:t], e.tokens[: t + 1], int(e.actions[t]),
-                              float(e.rewards[t]), t == len(e.actions) - 1))
-        job.net.train()
+                trans.append(
+                    (
+                        e.source,
+                        e.tokens[:t],
+                        e.tokens[: t + 1],
+                        int(e.actions[t]),
+                        float(e.rewards[t]),
+                        t == len(e.actions) - 1,
+                    )
+                )
+        learner.online.train()
         naive_update(job, trans[:64], cfg.gamma)
         t0, n_naive, i = time.perf_counter(), 0, 0
         while n_naive < min(per_update, 2 * 64):
-            n_naive += naive_update(job, trans[i:i + 64], cfg.gamma)
+            n_naive += naive_update(job, trans[i : i + 64], cfg.gamma)
             i += 64
         t_naive = time.perf_counter() - t0
 
     # Acting.
-    job.collect(0.1)
+    job.act(0.1)
     t0, acted = time.perf_counter(), 0
     for _ in range(args.rounds):
-        acted += job.collect(0.1)[0]
+        acted += job.act(0.1)[0]
     t_act = time.perf_counter() - t0
     with torch_threads(1):
         t0, acted_naive = time.perf_counter(), naive_collect(job, 0.1)
         t_act_naive = time.perf_counter() - t0
 
-    print(f"python {platform.python_version()}, torch {torch.__version__}, "
-          f"{cfg.torch_threads} thread(s) for learning, 1 for acting; "
-          f"d_model {cfg.d_model}, {cfg.n_layers} layers, "
-          f"batch {cfg.batch_size} episodes, {cfg.num_envs} envs")
+    print(
+        f"python {platform.python_version()}, torch {torch.__version__}, "
+        f"{cfg.torch_threads} thread(s) for learning, 1 for acting; "
+        f"d_model {cfg.d_model}, {cfg.n_layers} layers, "
+        f"batch {cfg.batch_size} episodes, {cfg.num_envs} envs"
+    )
     print("| variant | transitions or steps | seconds | per second |")
     print("|---|---|---|---|")
-    rows = [("learn: whole episodes, one pass each (ours)", learned, t_ours),
-            ("learn: one pass per transition for s and s' (naive)", n_naive, t_naive),
-            ("act: cached source, one step per token (ours)", acted, t_act),
-            ("act: full forward over source + prefix per step (naive)", acted_naive,
-             t_act_naive)]
+    rows = [
+        ("learn: whole episodes, one pass each (ours)", learned, t_ours),
+        ("learn: one pass per transition for s and s' (naive)", n_naive, t_naive),
+        ("act: cached source, one step per token (ours)", acted, t_act),
+        ("act: full forward over source + prefix per step (naive)", acted_naive, t_act_naive),
+    ]
     for name, n, t in rows:
         print(f"| {name} | {n} | {t:.2f} | {n / t:.0f} |")
-    print(f"\nlearning speed-up {learned / t_ours / (n_naive / t_naive):.1f}x, "
-          f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x")
+    print(
+        f"\nlearning speed-up {learned / t_ours / (n_naive / t_naive):.1f}x, "
+        f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x"
+    )
 
 
 if __name__ == "__main__":

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from textrl.metrics import MetricConfig, lsum_text
 from textrl.scoring import CorpusScorer
+from textrl.scoring.sentence import MetricConfig, lsum_text
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_DATA = ROOT / ".." / "shared" / "data" / "scitldr-a"
@@ -48,8 +48,9 @@ def load_lead1(data: Path) -> tuple[list[str], list[list[str]]]:
     return [r["source"][0] for r in rows], [list(r["target"]) for r in rows]
 
 
-def sacrebleu_direct(hyps: list[str], refs: list[list[str]]
-                     ) -> tuple[dict[str, float], dict[str, float]]:
+def sacrebleu_direct(
+    hyps: list[str], refs: list[list[str]]
+) -> tuple[dict[str, float], dict[str, float]]:
     """Corpus BLEU and chrF straight from sacrebleu: first reference, and all references."""
     from sacrebleu.metrics import BLEU, CHRF
 
@@ -62,8 +63,9 @@ def sacrebleu_direct(hyps: list[str], refs: list[list[str]]
     return first, best
 
 
-def score_with_libraries(hyps: list[str], refs: list[list[str]]
-                         ) -> tuple[dict[str, float], dict[str, float]]:
+def score_with_libraries(
+    hyps: list[str], refs: list[list[str]]
+) -> tuple[dict[str, float], dict[str, float]]:
     """Both protocols by calling sacrebleu and rouge-score directly (per-metric best ref)."""
     from rouge_score import rouge_scorer
 
@@ -87,8 +89,9 @@ def score_with_libraries(hyps: list[str], refs: list[list[str]]
     return first, best
 
 
-def score_with_libraries_once(hyps: list[str], refs: list[list[str]]
-                              ) -> tuple[dict[str, float], dict[str, float]]:
+def score_with_libraries_once(
+    hyps: list[str], refs: list[list[str]]
+) -> tuple[dict[str, float], dict[str, float]]:
     """As :func:`score_with_libraries`, but each reference scored once per document with
     ``RougeScorer.score`` and both protocols read from those scores (score_multi's rule)."""
     from rouge_score import rouge_scorer
@@ -101,8 +104,9 @@ def score_with_libraries_once(hyps: list[str], refs: list[list[str]]
     f_best: dict[str, list[float]] = {}
     for hyp, doc_refs in zip(hyps, refs):
         lsum_hyp = lsum_text(hyp, config)
-        per_ref = [{**plain.score(r, hyp), **lsum.score(lsum_text(r, config), lsum_hyp)}
-                   for r in doc_refs]
+        per_ref = [
+            {**plain.score(r, hyp), **lsum.score(lsum_text(r, config), lsum_hyp)} for r in doc_refs
+        ]
         for k in per_ref[0]:
             f_first.setdefault(k, []).append(per_ref[0][k].fmeasure)
             values = [s[k].fmeasure for s in per_ref]
@@ -113,22 +117,27 @@ def score_with_libraries_once(hyps: list[str], refs: list[list[str]]
     return first, best
 
 
-def score_with_textrl(hyps: list[str], refs: list[list[str]]
-                      ) -> tuple[dict[str, float], dict[str, float]]:
+def score_with_textrl(
+    hyps: list[str], refs: list[list[str]]
+) -> tuple[dict[str, float], dict[str, float]]:
     scores = CorpusScorer().score(hyps, refs)
     return scores.metrics, scores.metrics_max_ref
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=DEFAULT_DATA,
-                        help="folder with SciTLDR-A test.jsonl")
+    parser.add_argument(
+        "--data", type=Path, default=DEFAULT_DATA, help="folder with SciTLDR-A test.jsonl"
+    )
     parser.add_argument("--repeats", type=int, default=5, help="timed repetitions per scorer")
     args = parser.parse_args()
     hyps, refs = load_lead1(args.data)
 
-    scorers = (("libraries", score_with_libraries), ("libraries_once", score_with_libraries_once),
-               ("textrl", score_with_textrl))
+    scorers = (
+        ("libraries", score_with_libraries),
+        ("libraries_once", score_with_libraries_once),
+        ("textrl", score_with_textrl),
+    )
     times: dict[str, list[float]] = {name: [] for name, _ in scorers}
     results = {}
     for _ in range(args.repeats):  # alternate so all see the same machine state
@@ -142,17 +151,21 @@ def main() -> None:
                 if ours[m] != value:
                     sys.exit(f"bench_score: {m}: textrl {ours[m]!r} != {name} {value!r}")
 
-    lib_s, once_s, our_s = (statistics.median(times[k])
-                            for k in ("libraries", "libraries_once", "textrl"))
-    print(f"SciTLDR-A test, lead-1, {len(hyps)} documents, {sum(map(len, refs))} references, "
-          f"all metrics (BLEU, chrF, ROUGE-1/2/L/Lsum), both protocols; median of "
-          f"{args.repeats}; Python {platform.python_version()} on {platform.machine()}\n")
+    lib_s, once_s, our_s = (
+        statistics.median(times[k]) for k in ("libraries", "libraries_once", "textrl")
+    )
+    print(
+        f"SciTLDR-A test, lead-1, {len(hyps)} documents, {sum(map(len, refs))} references, "
+        f"all metrics (BLEU, chrF, ROUGE-1/2/L/Lsum), both protocols; median of "
+        f"{args.repeats}; Python {platform.python_version()} on {platform.machine()}\n"
+    )
     print("| scorer | time (s) | ratio to direct | ratio to lean direct |")
     print("|---|---|---|---|")
     for label, t in (
-            ("sacrebleu corpus_score + rouge-score score + score_multi, directly", lib_s),
-            ("lean direct: each reference scored once with rouge-score score", once_s),
-            ("textrl.scoring.CorpusScorer().score", our_s)):
+        ("sacrebleu corpus_score + rouge-score score + score_multi, directly", lib_s),
+        ("lean direct: each reference scored once with rouge-score score", once_s),
+        ("textrl.scoring.CorpusScorer().score", our_s),
+    ):
         print(f"| {label} | {t:.2f} | {t / lib_s:.2f} | {t / once_s:.2f} |")
     print("\nIdentical numbers on all paths (checked).\n")
 
@@ -161,13 +174,12 @@ def main() -> None:
     print("| lead-1 protocol | R-1 / R-2 / R-L (textrl) | README |")
     print("|---|---|---|")
     for label, values, readme in (
-            ("author (first reference)", author.metrics, README_LEAD1["author"]),
-            ("multi-max (reference with best R-1)", author.metrics_max_ref,
-             README_LEAD1["multi-max"]),
-            ("best reference per metric (score_multi)", per_metric, None)):
+        ("author (first reference)", author.metrics, README_LEAD1["author"]),
+        ("multi-max (reference with best R-1)", author.metrics_max_ref, README_LEAD1["multi-max"]),
+        ("best reference per metric (score_multi)", per_metric, None),
+    ):
         ours = " / ".join(f"{values[m]:.1f}" for m in ("rouge1", "rouge2", "rougeL"))
-        print(f"| {label} | {ours} | "
-              f"{' / '.join(str(v) for v in readme) if readme else '-'} |")
+        print(f"| {label} | {ours} | {' / '.join(str(v) for v in readme) if readme else '-'} |")
 
 
 if __name__ == "__main__":

@@ -18,12 +18,15 @@ SCITLDR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "scit
 @pytest.fixture(scope="session")
 def scitldr_dir() -> Path:
     if not (SCITLDR / "test.jsonl").is_file():
-        pytest.skip(f"SciTLDR-A files not found at {SCITLDR} (they exist on developer and CI "
-                    "machines only)")
+        pytest.skip(
+            f"SciTLDR-A files not found at {SCITLDR} (they exist on developer and CI machines only)"
+        )
     return SCITLDR
 
 
 @pytest.fixture(scope="session")
 def scitldr_rows(scitldr_dir: Path) -> dict[str, list[dict]]:
-    return {split: [json.loads(line) for line in (scitldr_dir / f"{split}.jsonl").open()]
-            for split in ("train", "dev", "test")}
+    return {
+        split: [json.loads(line) for line in (scitldr_dir / f"{split}.jsonl").open()]
+        for split in ("train", "dev", "test")
+    }

@@ -1,4 +1,4 @@
-"""Tests for the built-in synthetic summarisation corpus (textrl.corpus)."""
+"""Tests for the built-in synthetic summarisation corpus (textrl.data.builtin_corpus)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import time
 import pytest
 from rouge_score import rouge_scorer
 
-from textrl.corpus import SPLIT_SIZES, SPLITS, builtin_split
+from textrl.data.builtin_corpus import SPLIT_SIZES, SPLITS, builtin_split
 
 _SENT_SPLIT = re.compile(r"(?<=[.!?])\s+")
 

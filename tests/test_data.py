@@ -8,8 +8,8 @@ from pathlib import Path
 import datasets
 import pytest
 
-from textrl import data as data_mod
 from textrl.data import Example, load_examples
+from textrl.data import loading as data_mod
 
 
 def write_jsonl(path: Path, rows: list[dict]) -> Path:
@@ -32,8 +32,7 @@ def test_builtin_splits_are_disjoint_and_aliases_work() -> None:
 def test_scitldr_folder_loads_as_is_with_all_references(scitldr_dir, scitldr_rows) -> None:
     dev = load_examples(str(scitldr_dir), "dev")
     assert len(dev) == len(scitldr_rows["dev"])
-    assert sum(len(e.references) for e in dev) == sum(len(r["target"]) for r in
-                                                      scitldr_rows["dev"])
+    assert sum(len(e.references) for e in dev) == sum(len(r["target"]) for r in scitldr_rows["dev"])
     first = scitldr_rows["dev"][0]
     assert dev[0].document == " ".join(first["source"])
     assert list(dev[0].references) == first["target"]
@@ -51,8 +50,7 @@ def test_local_formats(tmp_path: Path) -> None:
         assert [e.references for e in loaded] == [(f"Summary {i}.",) for i in range(4)]
     custom = [{"body": "Some text here.", "tldr": ["one", "two"]}]
     write_jsonl(tmp_path / "c.jsonl", custom)
-    loaded = load_examples(str(tmp_path / "c.jsonl"), document_column="body",
-                           summary_column="tldr")
+    loaded = load_examples(str(tmp_path / "c.jsonl"), document_column="body", summary_column="tldr")
     assert loaded[0].references == ("one", "two")
 
 
@@ -80,16 +78,17 @@ def test_bad_input_messages(tmp_path: Path) -> None:
 
 
 def test_empty_rows_are_skipped_counted_and_warned(tmp_path: Path) -> None:
-    rows = [{"document": "Good document.", "summary": ["ok", ""]},
-            {"document": "  ", "summary": "orphan"},
-            {"document": "No summary here.", "summary": ""},
-            {"document": "Fine again.", "summary": "fine"}]
+    rows = [
+        {"document": "Good document.", "summary": ["ok", ""]},
+        {"document": "  ", "summary": "orphan"},
+        {"document": "No summary here.", "summary": ""},
+        {"document": "Fine again.", "summary": "fine"},
+    ]
     write_jsonl(tmp_path / "mixed.jsonl", rows)
     with pytest.warns(UserWarning, match="skipped or dropped"):
         loaded = load_examples(str(tmp_path / "mixed.jsonl"))
     assert len(loaded) == 2
-    assert loaded.skipped == {"empty_document": 1, "no_reference": 1,
-                              "empty_reference_dropped": 1}
+    assert loaded.skipped == {"empty_document": 1, "no_reference": 1, "empty_reference_dropped": 1}
 
 
 def test_hub_presets_map_columns(monkeypatch) -> None:
@@ -98,8 +97,14 @@ def test_hub_presets_map_columns(monkeypatch) -> None:
     def fake_load_dataset(path, config=None, split=None, **kwargs):
         calls.append((path, config, split, kwargs))
         return datasets.Dataset.from_list(
-            [{"source": ["First sentence.", "Second one."], "target": ["tldr a", "tldr b"],
-              "paper_id": "x"}])
+            [
+                {
+                    "source": ["First sentence.", "Second one."],
+                    "target": ["tldr a", "tldr b"],
+                    "paper_id": "x",
+                }
+            ]
+        )
 
     monkeypatch.setattr(datasets, "load_dataset", fake_load_dataset)
     data_mod._load_cached.cache_clear()

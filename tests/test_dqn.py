@@ -1,4 +1,5 @@
-"""Tests of the DQN tensor functions (textrl.dqn) against hand-computed values."""
+"""Tests of the DQN tensor functions (textrl.dqn.policy, .losses, .core, .mlp) against
+hand-computed values."""
 
 from __future__ import annotations
 
@@ -7,27 +8,22 @@ import math
 import pytest
 import torch
 
-from textrl.dqn import (
-    MLPQNetwork,
-    check_finite,
-    epsilon_greedy,
-    greedy_actions,
-    large_margin_loss,
-    linear_schedule,
-    masked_q,
-    nstep_targets,
-    polyak_update,
-    td_loss,
-)
+from textrl.dqn.core import polyak_update
+from textrl.dqn.losses import check_finite, large_margin_loss, nstep_targets, td_loss
+from textrl.dqn.mlp import MLPQNetwork
+from textrl.dqn.policy import epsilon_greedy, greedy_actions, linear_schedule, masked_q
 
 
 def test_masked_argmax_and_max_never_pick_illegal_actions() -> None:
-    q = torch.tensor([[5.0, 1.0, 3.0, -2.0],
-                      [9.0, 8.0, 7.0, 6.0],
-                      [-1e30, 2.0, -1e30, 0.0]])
-    mask = torch.tensor([[0, 1, 1, 1],
-                         [0, 0, 0, 1],  # all but one masked: the worst action must be chosen
-                         [1, 0, 1, 0]], dtype=torch.int8)
+    q = torch.tensor([[5.0, 1.0, 3.0, -2.0], [9.0, 8.0, 7.0, 6.0], [-1e30, 2.0, -1e30, 0.0]])
+    mask = torch.tensor(
+        [
+            [0, 1, 1, 1],
+            [0, 0, 0, 1],  # all but one masked: the worst action must be chosen
+            [1, 0, 1, 0],
+        ],
+        dtype=torch.int8,
+    )
     assert greedy_actions(q, mask).tolist() == [2, 3, 0]
     masked = masked_q(q, mask)
     assert masked.max(-1).values.tolist() == [3.0, 6.0, pytest.approx(-1e30)]
@@ -113,9 +109,7 @@ def test_td_loss_huber_mse_and_weights() -> None:
 
 
 def test_large_margin_loss_against_hand_computed_values() -> None:
-    q = torch.tensor([[1.0, 2.0, 0.5],
-                      [3.0, 1.0, 2.9],
-                      [0.0, 5.0, 1.0]])
+    q = torch.tensor([[1.0, 2.0, 0.5], [3.0, 1.0, 2.9], [0.0, 5.0, 1.0]])
     expert = torch.tensor([1, 0, 0])
     # row 0: max(1+.8, 2+0, .5+.8) - 2 = 0; row 1: max(3, 1.8, 3.7) - 3 = 0.7
     # row 2: max(0, 5.8, 1.8) - 0 = 5.8
@@ -137,8 +131,9 @@ def test_polyak_update_and_hard_copy() -> None:
     for t, b, o in zip(target.parameters(), before, online.parameters(), strict=True):
         assert torch.allclose(t, 0.9 * b + 0.1 * o)
     polyak_update(target, online, 1.0)
-    assert all(torch.equal(t, o) for t, o in zip(target.parameters(), online.parameters(),
-                                                 strict=True))
+    assert all(
+        torch.equal(t, o) for t, o in zip(target.parameters(), online.parameters(), strict=True)
+    )
     with pytest.raises(ValueError, match="tau"):
         polyak_update(target, online, 0.0)
 

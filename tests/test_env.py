@@ -13,7 +13,7 @@ from textrl.envs.summarize import SummarizeEnv
 
 import textrl
 from textrl.data import Example
-from textrl.metrics import METRICS, SentenceScorer
+from textrl.scoring.sentence import METRICS, SentenceScorer
 
 
 @pytest.fixture(scope="module")
@@ -25,7 +25,7 @@ def feed(env: SummarizeEnv, text: str, reset_options: dict, eos: bool = True):
     """Write ``text`` token by token, then end with EOS (``eos``) or by repeating the text until
     the episode is truncated; return (rewards, final info)."""
     env.reset(options=reset_options)
-    actions = [env._token_to_action[t] for t in env.tokenizer.encode(text)]
+    actions = [env.action_for_token(t) for t in env.tokenizer.encode(text)]
     if eos:
         actions.append(env.eos_action)
     else:
@@ -75,7 +75,7 @@ def test_observation_layout_and_padding(env: SummarizeEnv) -> None:
     assert obs["generated_length"] == 0 and (obs["generated"] == env.pad_id).all()
     assert info["index"] == 5 and info["action_mask"].dtype == np.int8
     assert info["action_mask"].shape == (env.action_space.n,)
-    a = env._token_to_action[ids[0]]
+    a = env.action_for_token(ids[0])
     obs, *_ = env.step(a)
     assert obs["generated"][0] == ids[0] and obs["generated_length"] == 1
     assert env.observation_space.contains(obs)
@@ -93,10 +93,10 @@ def test_source_mask_and_illegal_actions() -> None:
     e = SummarizeEnv(action_mask="source")
     obs, info = e.reset(options={"index": 0})
     mask = info["action_mask"]
-    src_actions = {e._token_to_action[t] for t in obs["source"][: obs["source_length"]]}
+    src_actions = {e.action_for_token(t) for t in obs["source"][: obs["source_length"]]}
     assert all(mask[a] for a in src_actions)
     assert mask[e.eos_action] == 1
-    the = e._token_to_action[e.tokenizer.encode(" the")[0]]
+    the = e.action_for_token(e.tokenizer.encode(" the")[0])
     assert mask[the] == 1  # function words stay available
     assert 50 < mask.sum() < e.action_space.n // 4
     assert (e.action_masks() == mask).all()
@@ -124,7 +124,7 @@ def test_eos_terminates_and_max_tokens_truncates() -> None:
     assert term and not trunc and info["text"] == ""
     assert info["scores"] == SentenceScorer().score("", list(e._example.references))
     e.reset(seed=0)
-    word = e._token_to_action[e.tokenizer.encode(" the")[0]]
+    word = e.action_for_token(e.tokenizer.encode(" the")[0])
     for _ in range(5):
         _, _, term, trunc, info = e.step(word)
     assert trunc and not term and info["text"] == "the the the the the"
@@ -134,8 +134,9 @@ def test_eos_terminates_and_max_tokens_truncates() -> None:
 
 def test_custom_pair_and_bad_options(env: SummarizeEnv) -> None:
     text = "the cat sat on the mat"
-    rewards, info = feed(env, text, {"document": "A cat sat on a mat.",
-                                     "references": ["the cat sat on the mat"]})
+    rewards, info = feed(
+        env, text, {"document": "A cat sat on a mat.", "references": ["the cat sat on the mat"]}
+    )
     assert info["text"] == text and sum(rewards) == pytest.approx(1.0)
     assert info["scores"]["rouge1"] == 1.0
     with pytest.raises(ValueError, match=r"options\['index'\]"):
@@ -156,7 +157,7 @@ def test_dense_rewards_pay_completed_words_only() -> None:
     e = SummarizeEnv(reward="rouge1")
     e.reset(options={"document": "unbelievably long words", "references": ["unbelievably"]})
     pieces = e.tokenizer.encode(" unbelievably")
-    rewards = [e.step(e._token_to_action[t])[1] for t in pieces]
+    rewards = [e.step(e.action_for_token(t))[1] for t in pieces]
     assert all(r == 0.0 for r in rewards)  # the word is still being spelled
     _, r, *_ = e.step(e.eos_action)
     assert r == pytest.approx(1.0)
@@ -166,7 +167,7 @@ def test_render_ansi() -> None:
     e = gym.make("textrl/Summarize-v0", render_mode="ansi", reward="rougeL")
     e.reset(seed=1)
     for t in e.unwrapped.tokenizer.encode(" the report said"):
-        e.step(e.unwrapped._token_to_action[t])
+        e.step(e.unwrapped.action_for_token(t))
     screen = e.render()
     assert screen.startswith("document: ") and "summary (3 tokens): the report said" in screen
     assert "score (1*rougeL)" in screen
@@ -174,8 +175,7 @@ def test_render_ansi() -> None:
 
 @pytest.mark.parametrize("vector_cls", [gym.vector.SyncVectorEnv, gym.vector.AsyncVectorEnv])
 def test_vector_envs(vector_cls) -> None:
-    venv = vector_cls([lambda: gym.make("textrl/Summarize-v0", max_new_tokens=8)
-                       for _ in range(2)])
+    venv = vector_cls([lambda: gym.make("textrl/Summarize-v0", max_new_tokens=8) for _ in range(2)])
     obs, info = venv.reset(seed=0)
     assert obs["source"].shape == (2, 320) and info["action_mask"].shape == (2, 4093)
     total = np.zeros(2)
@@ -189,18 +189,35 @@ def test_vector_envs(vector_cls) -> None:
 def test_rewards_equal_library_on_500_real_pairs(scitldr_dir) -> None:
     """Sum of dense rewards (and the terminal reward) == library value on info["text"]."""
     rng = random.Random(0)
-    envs = {m: SummarizeEnv(data=str(scitldr_dir), split="test", reward=m,
-                            max_new_tokens=160, final_scores="reward") for m in METRICS}
-    sparse = SummarizeEnv(data=str(scitldr_dir), split="test", reward="rouge", dense=False,
-                          max_new_tokens=160, final_scores="reward")
+    envs = {
+        m: SummarizeEnv(
+            data=str(scitldr_dir), split="test", reward=m, max_new_tokens=160, final_scores="reward"
+        )
+        for m in METRICS
+    }
+    sparse = SummarizeEnv(
+        data=str(scitldr_dir),
+        split="test",
+        reward="rouge",
+        dense=False,
+        max_new_tokens=160,
+        final_scores="reward",
+    )
     library = SentenceScorer()
     examples = envs["bleu"].examples
     assert len(examples) >= 500
     for i, ex in enumerate(examples[:500]):
         other = examples[(i + 1) % len(examples)]
         doc_sents = ex.document.split(". ")
-        hyp = rng.choice([doc_sents[0], rng.choice(doc_sents), other.references[0],
-                          " ".join(rng.sample(ex.document.split(), 25)), ex.references[-1]])
+        hyp = rng.choice(
+            [
+                doc_sents[0],
+                rng.choice(doc_sents),
+                other.references[0],
+                " ".join(rng.sample(ex.document.split(), 25)),
+                ex.references[-1],
+            ]
+        )
         texts = set()
         eos = rng.random() < 0.8
         for metric, e in envs.items():

@@ -6,15 +6,26 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from textrl.qnetwork import QNetConfig, QNetwork
+from textrl.text.qnetwork import QNetConfig, QNetwork
 
 
 def make(head: str = "soft", **kw) -> QNetwork:
     torch.manual_seed(0)
     kw.setdefault("copy", head == "soft")
-    cfg = QNetConfig(vocab_size=60, action_token_ids=[0] + list(range(4, 60)), pad_id=1, sep_id=2,
-                     d_model=32, n_layers=2, n_heads=4, d_ff=64, max_source_tokens=20,
-                     max_new_tokens=8, head=head, **kw)
+    cfg = QNetConfig(
+        vocab_size=60,
+        action_token_ids=[0] + list(range(4, 60)),
+        pad_id=1,
+        sep_id=2,
+        d_model=32,
+        n_layers=2,
+        n_heads=4,
+        d_ff=64,
+        max_source_tokens=20,
+        max_new_tokens=8,
+        head=head,
+        **kw,
+    )
     return QNetwork(cfg).eval()
 
 
@@ -28,8 +39,9 @@ def batch():
     return source, mask, generated
 
 
-@pytest.mark.parametrize("head, copy", [("soft", True), ("soft", False), ("dueling", False),
-                                        ("plain", False)])
+@pytest.mark.parametrize(
+    "head, copy", [("soft", True), ("soft", False), ("dueling", False), ("plain", False)]
+)
 def test_one_pass_equals_cached_steps(head: str, copy: bool) -> None:
     net = make(head, copy=copy)
     source, mask, generated = batch()
@@ -125,10 +137,16 @@ def test_pretrained_encoder_initialisation_reproduces_its_states(tmp_path, model
 
     import transformers
 
-    from textrl.pretrained import encoder_settings, load_encoder, load_encoder_weights
+    from textrl.text.pretrained import encoder_settings, load_encoder, load_encoder_weights
 
-    kw = dict(vocab_size=60, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-              intermediate_size=48, max_position_embeddings=40)
+    kw = dict(
+        vocab_size=60,
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        intermediate_size=48,
+        max_position_embeddings=40,
+    )
     if model_type == "bert":
         model = transformers.BertModel(transformers.BertConfig(**kw))
     else:
@@ -144,9 +162,12 @@ def test_pretrained_encoder_initialisation_reproduces_its_states(tmp_path, model
     states, _, _ = net.source_states(source, mask)
     with torch.no_grad():
         offset = 2 if model_type == "roberta" else 0
-        ref = encoder(input_ids=source, attention_mask=mask.long(),
-                      position_ids=torch.arange(12)[None].expand(3, 12) + offset,
-                      token_type_ids=torch.zeros_like(source)).last_hidden_state
+        ref = encoder(
+            input_ids=source,
+            attention_mask=mask.long(),
+            position_ids=torch.arange(12)[None].expand(3, 12) + offset,
+            token_type_ids=torch.zeros_like(source),
+        ).last_hidden_state
     assert torch.allclose(states[mask], ref[mask], atol=1e-5)
     # the post-LN network still acts with its cache exactly as the one-pass forward
     full = net(source, mask, generated)
@@ -156,7 +177,7 @@ def test_pretrained_encoder_initialisation_reproduces_its_states(tmp_path, model
 
 
 def test_pretrained_encoder_errors(tmp_path) -> None:
-    from textrl.pretrained import load_encoder
+    from textrl.text.pretrained import load_encoder
 
     with pytest.raises(FileNotFoundError, match="not a local Hugging Face model folder"):
         load_encoder(tmp_path / "missing")

@@ -6,7 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from textrl.replay import EpisodeReplay, SumTree, TransitionReplay, nstep_arrays, stack_padded
+from textrl.dqn.episode_replay import EpisodeReplay, nstep_arrays, stack_padded
+from textrl.dqn.replay import TransitionReplay
+from textrl.dqn.sum_tree import SumTree
 
 # --------------------------------------------------------------------------------------------
 # SumTree
@@ -82,9 +84,16 @@ def _episodes(lengths: list[int], ends: list[str]) -> list[list[tuple]]:
         steps = []
         for t in range(T):
             last = t == T - 1
-            steps.append((np.array([ep, t], np.float32), t % 2, 10.0 * ep + t,
-                          np.array([ep, t + 1], np.float32),
-                          last and end == "terminated", last and end == "truncated"))
+            steps.append(
+                (
+                    np.array([ep, t], np.float32),
+                    t % 2,
+                    10.0 * ep + t,
+                    np.array([ep, t + 1], np.float32),
+                    last and end == "terminated",
+                    last and end == "truncated",
+                )
+            )
         out.append(steps)
     return out
 
@@ -96,19 +105,26 @@ def _check_batch(batch, lengths, ends, gamma, n, stored) -> None:
         nep, nt = (int(v) for v in batch.next_obs[i])
         m = nt - t
         assert nep == ep and 1 <= m <= n
-        assert m == n or t + m == lengths[ep] or (ep, t + m) not in stored \
+        assert (
+            m == n
+            or t + m == lengths[ep]
+            or (ep, t + m) not in stored
             or (ep, t + m) == max(stored)
+        )
         assert batch.returns[i] == pytest.approx(
-            sum(gamma ** k * (10.0 * ep + t + k) for k in range(m)))
+            sum(gamma**k * (10.0 * ep + t + k) for k in range(m))
+        )
         terminal = t + m == lengths[ep] and ends[ep] == "terminated"
-        assert batch.discounts[i] == pytest.approx(0.0 if terminal else gamma ** m)
+        assert batch.discounts[i] == pytest.approx(0.0 if terminal else gamma**m)
         assert batch.actions[i] == t % 2
 
 
 @pytest.mark.parametrize("n", [1, 3])
 def test_transition_replay_next_obs_across_episode_ends_and_wraparound(n: int) -> None:
-    lengths, ends = [4, 2, 5, 3, 6], ["terminated", "truncated", "truncated", "terminated",
-                                      "truncated"]
+    lengths, ends = (
+        [4, 2, 5, 3, 6],
+        ["terminated", "truncated", "truncated", "terminated", "truncated"],
+    )
     gamma, capacity = 0.9, 7
     replay = TransitionReplay(capacity, (2,), gamma=gamma, n_step=n)
     rng = np.random.default_rng(0)
@@ -149,15 +165,29 @@ def test_transition_replay_vectorised_envs_and_masks() -> None:
     for k, (term0, trunc0, term1, trunc1) in enumerate(plan):
         nxt = obs + 1
         mask = np.array([[1, 1, 0], [0, 1, 1]], np.int8)
-        replay.add(obs, np.array([k, k]), np.array([1.0, 2.0]), nxt, [term0, term1],
-                   [trunc0, trunc1], mask=mask, next_mask=np.array([[1, 0, 0], [0, 0, 1]]))
+        replay.add(
+            obs,
+            np.array([k, k]),
+            np.array([1.0, 2.0]),
+            nxt,
+            [term0, term1],
+            [trunc0, trunc1],
+            mask=mask,
+            next_mask=np.array([[1, 0, 0], [0, 0, 1]]),
+        )
         obs = nxt.copy()
         if term1:
             obs[1] = 200.0  # env 1 resets
     batch = replay.sample(200, np.random.default_rng(0))
-    for o, nxt, ret, disc, m, nm in zip(batch.obs[:, 0], batch.next_obs[:, 0], batch.returns,
-                                        batch.discounts, batch.masks, batch.next_masks,
-                                        strict=True):
+    for o, nxt, ret, disc, m, nm in zip(
+        batch.obs[:, 0],
+        batch.next_obs[:, 0],
+        batch.returns,
+        batch.discounts,
+        batch.masks,
+        batch.next_masks,
+        strict=True,
+    ):
         if o == 100.0:  # terminated after one step
             assert nxt == 101.0 and ret == 2.0 and disc == 0.0
         elif o < 100:  # env 0: 0 -> 1 -> 2 -> 3 (truncated)
@@ -198,9 +228,15 @@ def test_transition_replay_prioritized_sampling_and_state_dict() -> None:
 
 
 def _add(replay: EpisodeReplay, T: int, demo: bool = False, reward: float = 0.0) -> int:
-    return replay.add(source=np.arange(5), tokens=np.arange(T) + 10, actions=np.arange(T),
-                      rewards=np.full(T, reward), terminated=T % 2 == 0, is_demo=demo,
-                      allowed=[7, 3, 3, 1] if demo else None)
+    return replay.add(
+        source=np.arange(5),
+        tokens=np.arange(T) + 10,
+        actions=np.arange(T),
+        rewards=np.full(T, reward),
+        terminated=T % 2 == 0,
+        is_demo=demo,
+        allowed=[7, 3, 3, 1] if demo else None,
+    )
 
 
 def test_episode_replay_evicts_oldest_agent_episodes_and_keeps_demos() -> None:
@@ -228,8 +264,9 @@ def test_episode_replay_priority_updates_change_sampling() -> None:
     rng = np.random.default_rng(0)
     counts = np.bincount(replay.sample_episodes(4000, rng).episode_ids, minlength=4)
     assert counts.min() > 900  # all new episodes share the max priority
-    replay.update_priorities(ids, [np.array([0.1, -5.0, 0.2]), np.array([0.1]),
-                                   np.array([0.1]), np.array([0.1])])
+    replay.update_priorities(
+        ids, [np.array([0.1, -5.0, 0.2]), np.array([0.1]), np.array([0.1]), np.array([0.1])]
+    )
     batch = replay.sample_episodes(4000, rng, beta=0.5)
     share = (batch.episode_ids == ids[0]).mean()
     assert share == pytest.approx(5.0 / 5.3, abs=0.02)  # max |TD| of episode 0 is 5
@@ -251,8 +288,9 @@ def test_episode_replay_state_dict_round_trip() -> None:
     _add(replay, 3, demo=True)
     for T in (4, 5, 3, 2):
         _add(replay, T, reward=T)
-    replay.update_priorities(list(replay.episodes),
-                             [np.full(3, k + 1.0) for k in range(len(replay))])
+    replay.update_priorities(
+        list(replay.episodes), [np.full(3, k + 1.0) for k in range(len(replay))]
+    )
     state = replay.state_dict()
     assert all(isinstance(v, np.ndarray) and v.dtype != object for v in state["arrays"].values())
     clone = EpisodeReplay(1)

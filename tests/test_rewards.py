@@ -8,14 +8,14 @@ import pytest
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU
 
-from textrl.metrics import METRICS, MetricConfig, SentenceScorer, split_sentences
-from textrl.rewards import (
+from textrl.scoring.incremental import (
     IncrementalScorer,
-    RewardSpec,
     _LcsRows,
     sentence_bleu_from_stats,
     shared_tools,
 )
+from textrl.scoring.reward import RewardSpec
+from textrl.scoring.sentence import METRICS, MetricConfig, SentenceScorer, split_sentences
 
 ADVERSARIAL = [
     "The U.S. economy grew 3.5 % in 2019 , i.e. 60,000 jobs ... really?!",
@@ -39,7 +39,7 @@ ADVERSARIAL = [
 REFERENCES = [
     ["The U.S. economy grew by 3.5% in 2019, adding 60,000 jobs."],
     ["Well-known state-of-the-art results don't shoot out.", "SOTA results are well known."],
-    ["Fish & chips and more <tag> \"quoted\"."],
+    ['Fish & chips and more <tag> "quoted".'],
     ["Café and résumé are naïve words; Über façade."],
     ["Text with emoji 😀 and rockets 🚀."],
     ["中文文本。第二句！", "mixed 中英 text 没有空格"],
@@ -105,13 +105,19 @@ def test_library_semantics_are_the_libraries_own() -> None:
     assert ours["bleu"] == BLEU(effective_order=True).sentence_score(hyp, [ref]).score
 
 
-@pytest.mark.parametrize("hyp, ref, expected", [
-    # Golden values from sacrebleu's test/test_sentence_bleu.py: the pair of its issue #98
-    # (exp smoothing, 13a) and the zero-match pair of its issue #141.
-    ("Producția de zahăr primă va fi exprimată în ceea ce privește zahărul alb;",
-     "producţia de zahăr brut se exprimă în zahăr alb;", 8.493),
-    ("this is a cat", "okay thanks", 0.0),
-])
+@pytest.mark.parametrize(
+    "hyp, ref, expected",
+    [
+        # Golden values from sacrebleu's test/test_sentence_bleu.py: the pair of its issue #98
+        # (exp smoothing, 13a) and the zero-match pair of its issue #141.
+        (
+            "Producția de zahăr primă va fi exprimată în ceea ce privește zahărul alb;",
+            "producţia de zahăr brut se exprimă în zahăr alb;",
+            8.493,
+        ),
+        ("this is a cat", "okay thanks", 0.0),
+    ],
+)
 def test_sacrebleu_golden_sentence_bleu(hyp: str, ref: str, expected: float) -> None:
     assert SentenceScorer(["bleu"]).score(hyp, [ref])["bleu"] == pytest.approx(expected, abs=1e-3)
     words = hyp.split(" ")
@@ -128,8 +134,9 @@ def test_bleu_from_stats_is_bit_identical_to_sacrebleu() -> None:
         total = [max(sys_len - n, 0) for n in range(4)]
         correct = [rng.randrange(0, t + 1) if t else 0 for t in total]
         ref_len = rng.randrange(1, 40)
-        expected = BLEU.compute_bleu(list(correct), list(total), sys_len, ref_len,
-                                     smooth_method="exp", effective_order=True).score
+        expected = BLEU.compute_bleu(
+            list(correct), list(total), sys_len, ref_len, smooth_method="exp", effective_order=True
+        ).score
         assert sentence_bleu_from_stats(correct, total, sys_len, ref_len) == expected
 
 
@@ -174,7 +181,11 @@ def test_real_pairs_every_prefix(scitldr_rows) -> None:
 
 def test_sentence_split_for_rouge_lsum() -> None:
     assert split_sentences("One. Two!  Three?\nFour 3.5 x") == [
-        "One.", "Two!", "Three?", "Four 3.5 x"]
+        "One.",
+        "Two!",
+        "Three?",
+        "Four 3.5 x",
+    ]
     assert split_sentences("中文。第二句！") == ["中文。", "第二句！"]
     assert split_sentences("  \n ") == []
 

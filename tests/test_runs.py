@@ -11,15 +11,9 @@ import numpy as np
 import pytest
 import torch
 
-from textrl.replay import TransitionReplay
-from textrl.runs import (
-    MetricsLogger,
-    ProgressBar,
-    RunDir,
-    capture_rng_state,
-    plot_curves,
-    restore_rng_state,
-)
+from textrl.dqn.checkpoints import RunDir, capture_rng_state, restore_rng_state
+from textrl.dqn.monitoring import MetricsLogger, ProgressBar, plot_curves
+from textrl.dqn.replay import TransitionReplay
 
 
 def _trained_optimizer() -> tuple[torch.nn.Module, torch.optim.Optimizer]:
@@ -44,13 +38,21 @@ def test_checkpoint_round_trip_with_optimizer_replay_and_rng(tmp_path: Path) -> 
     rng, gen = np.random.default_rng(7), torch.Generator().manual_seed(7)
     random.seed(3)
     state = capture_rng_state(rng, gen)
-    expected = (rng.random(3), torch.rand(3, generator=gen), random.random(), torch.rand(2),
-                np.random.rand(2))
+    expected = (
+        rng.random(3),
+        torch.rand(3, generator=gen),
+        random.random(),
+        torch.rand(2),
+        np.random.rand(2),
+    )
     tied = {"a": net.weight, "b": net.weight, "bias": net.bias}  # shared storage is fine
-    path = run.save_checkpoint(12, tied, {"optimizer": opt.state_dict()}, replay.state_dict(),
-                               state, {"episodes": 3})
-    assert path.name == "step-00000012" and (run.checkpoint_dir / "latest").read_text() \
-        == "step-00000012\n"
+    path = run.save_checkpoint(
+        12, tied, {"optimizer": opt.state_dict()}, replay.state_dict(), state, {"episodes": 3}
+    )
+    assert (
+        path.name == "step-00000012"
+        and (run.checkpoint_dir / "latest").read_text() == "step-00000012\n"
+    )
 
     ckpt = run.load_latest()
     assert ckpt is not None and ckpt.step == 12 and ckpt.meta["episodes"] == 3
@@ -64,8 +66,13 @@ def test_checkpoint_round_trip_with_optimizer_replay_and_rng(tmp_path: Path) -> 
     assert np.array_equal(clone.obs, replay.obs) and clone.final.keys() == replay.final.keys()
     rng2, gen2 = np.random.default_rng(0), torch.Generator()
     restore_rng_state(ckpt.rng_state, rng2, gen2)
-    again = (rng2.random(3), torch.rand(3, generator=gen2), random.random(), torch.rand(2),
-             np.random.rand(2))
+    again = (
+        rng2.random(3),
+        torch.rand(3, generator=gen2),
+        random.random(),
+        torch.rand(2),
+        np.random.rand(2),
+    )
     for a, b in zip(expected, again, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
 
@@ -103,8 +110,13 @@ def test_checkpoints_hold_no_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPa
     _, opt = _trained_optimizer()
     replay = TransitionReplay(4, (1,))
     replay.add([0.0], 0, 1.0, [1.0], True, False)
-    path = run.save_checkpoint(1, {"w": torch.ones(1)}, {"optimizer": opt.state_dict()},
-                               replay.state_dict(), capture_rng_state())
+    path = run.save_checkpoint(
+        1,
+        {"w": torch.ones(1)},
+        {"optimizer": opt.state_dict()},
+        replay.state_dict(),
+        capture_rng_state(),
+    )
     with zipfile.ZipFile(path / "replay.npz") as z:  # plain .npy members
         assert all(name.endswith(".npy") for name in z.namelist())
     for name in ("meta.json", "rng.json", "replay.json"):
@@ -132,8 +144,10 @@ def test_checkpoints_hold_no_pickle(tmp_path: Path, monkeypatch: pytest.MonkeyPa
 def test_metrics_logger_curves_and_resume_truncation(tmp_path: Path) -> None:
     with MetricsLogger(tmp_path, tensorboard=True) as log:
         for step in (10, 20, 30):
-            log.log(step, {"loss": 1.0 / step, "eval/return": float(step), "note": "x",
-                           "nan": float("nan")})
+            log.log(
+                step,
+                {"loss": 1.0 / step, "eval/return": float(step), "note": "x", "nan": float("nan")},
+            )
     lines = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [10, 20, 30] and lines[0]["nan"] == "nan"
     assert any((tmp_path / "tb").iterdir())

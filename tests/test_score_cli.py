@@ -15,13 +15,21 @@ from textrl.scoring import score_corpus
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "scitldr-a"
 
 HYPS = ["The cat sat on the mat.", "", "Researchers propose a new method."]
-REFS = [["A cat sat on the mat.", "The cat was on a mat."], ["Nothing here."],
-        ["We propose a new method for training. It is fast."]]
+REFS = [
+    ["A cat sat on the mat.", "The cat was on a mat."],
+    ["Nothing here."],
+    ["We propose a new method for training. It is fast."],
+]
 
 
 def textrl_score(*args: str | Path, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textrl.cli", "score", *map(str, args)],
-                          capture_output=True, text=True, cwd=cwd, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "textrl.cli", "score", *map(str, args)],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=120,
+    )
 
 
 def write_lines(path: Path, lines: list[str]) -> Path:
@@ -33,27 +41,35 @@ def write_lines(path: Path, lines: list[str]) -> Path:
 def files(tmp_path: Path) -> dict[str, Path]:
     return {
         "pred_txt": write_lines(tmp_path / "pred.txt", HYPS),
-        "pred_jsonl": write_lines(tmp_path / "pred.jsonl",
-                                  [json.dumps({"prediction": h, "id": i})
-                                   for i, h in enumerate(HYPS)]),
-        "refs_jsonl": write_lines(tmp_path / "refs.jsonl",
-                                  [json.dumps(r if len(r) > 1 else r[0]) for r in REFS]),
+        "pred_jsonl": write_lines(
+            tmp_path / "pred.jsonl",
+            [json.dumps({"prediction": h, "id": i}) for i, h in enumerate(HYPS)],
+        ),
+        "refs_jsonl": write_lines(
+            tmp_path / "refs.jsonl", [json.dumps(r if len(r) > 1 else r[0]) for r in REFS]
+        ),
         "refs_txt": write_lines(tmp_path / "refs.txt", [r[0] for r in REFS]),
     }
 
 
 def test_table_json_markdown_and_csv(files, tmp_path) -> None:
     out, per_doc = tmp_path / "out" / "report.json", tmp_path / "out" / "docs.csv"
-    proc = textrl_score(files["pred_txt"], "--refs", files["refs_jsonl"], "--out", out,
-                        "--csv", per_doc)
+    proc = textrl_score(
+        files["pred_txt"], "--refs", files["refs_jsonl"], "--out", out, "--csv", per_doc
+    )
     assert proc.returncode == 0, proc.stderr
     for label in ("BLEU", "chrF", "ROUGE-1", "ROUGE-2", "ROUGE-L", "ROUGE-Lsum"):
         assert label in proc.stdout
     assert "3 documents" in proc.stdout and "1 empty predictions" in proc.stdout
 
     report = json.loads(out.read_text())
-    assert {"metrics", "metrics_max_ref", "signatures", "n_documents",
-            "n_empty_predictions"} <= set(report)
+    assert {
+        "metrics",
+        "metrics_max_ref",
+        "signatures",
+        "n_documents",
+        "n_empty_predictions",
+    } <= set(report)
     assert report["n_documents"] == 3 and report["n_empty_predictions"] == 1
     expected = score_corpus(HYPS, REFS)
     assert report["metrics"] == expected.metrics
@@ -68,8 +84,9 @@ def test_table_json_markdown_and_csv(files, tmp_path) -> None:
 
 
 def test_jsonl_predictions_and_text_references(files) -> None:
-    proc = textrl_score(files["pred_jsonl"], "--refs", files["refs_txt"], "--metrics",
-                        "rouge1,bleu")
+    proc = textrl_score(
+        files["pred_jsonl"], "--refs", files["refs_txt"], "--metrics", "rouge1,bleu"
+    )
     assert proc.returncode == 0, proc.stderr
     expected = score_corpus(HYPS, [r[0] for r in REFS], metrics=["rouge1", "bleu"])
     assert f"{expected.metrics['rouge1']:.2f}" in proc.stdout
@@ -81,20 +98,36 @@ def test_several_reference_files_give_several_references(files, tmp_path) -> Non
     out = tmp_path / "r.json"
     proc = textrl_score(files["pred_txt"], "--refs", files["refs_txt"], second, "--out", out)
     assert proc.returncode == 0, proc.stderr
-    assert json.loads(out.read_text())["metrics_max_ref"] == score_corpus(
-        HYPS, REFS).metrics_max_ref
+    assert (
+        json.loads(out.read_text())["metrics_max_ref"] == score_corpus(HYPS, REFS).metrics_max_ref
+    )
 
 
 def test_bootstrap_and_options(files, tmp_path) -> None:
     out = tmp_path / "r.json"
-    proc = textrl_score(files["pred_txt"], "--refs", files["refs_jsonl"], "--out", out,
-                        "--bootstrap", "50", "--seed", "3", "--no-stemmer", "--lsum-split",
-                        "newline", "--max-ref", "rouge1")
+    proc = textrl_score(
+        files["pred_txt"],
+        "--refs",
+        files["refs_jsonl"],
+        "--out",
+        out,
+        "--bootstrap",
+        "50",
+        "--seed",
+        "3",
+        "--no-stemmer",
+        "--lsum-split",
+        "newline",
+        "--max-ref",
+        "rouge1",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     assert report["confidence"]["n_samples"] == 50 and report["confidence"]["seed"] == 3
-    assert "nostem" in report["signatures"]["rouge"] and "max_ref:rouge1" in \
-        report["signatures"]["rouge"]
+    assert (
+        "nostem" in report["signatures"]["rouge"]
+        and "max_ref:rouge1" in report["signatures"]["rouge"]
+    )
     assert "[" in proc.stdout  # intervals in the table
 
 
@@ -166,8 +199,19 @@ def test_lead1_baseline_command(tmp_path) -> None:
     # One prediction per line: white space (including newlines inside a sentence) collapsed.
     pred = write_lines(tmp_path / "lead1.txt", [" ".join(r["source"][0].split()) for r in rows])
     out = tmp_path / "lead1.json"
-    proc = textrl_score(pred, "--data", DATA, "--split", "test", "--max-ref", "rouge1",
-                        "--out", out, "--metrics", "rouge1,rouge2,rougeL")
+    proc = textrl_score(
+        pred,
+        "--data",
+        DATA,
+        "--split",
+        "test",
+        "--max-ref",
+        "rouge1",
+        "--out",
+        out,
+        "--metrics",
+        "rouge1,rouge2,rougeL",
+    )
     assert proc.returncode == 0, proc.stderr
     report = json.loads(out.read_text())
     r = ("rouge1", "rouge2", "rougeL")

@@ -13,8 +13,7 @@ import pytest
 from rouge_score import rouge_scorer
 from sacrebleu.metrics import BLEU, CHRF
 
-from textrl.metrics import MetricConfig, SentenceScorer, lsum_text
-from textrl.scoring import (
+from textrl.scoring.corpus import (
     CORPUS_METRICS,
     CorpusScorer,
     normalize_inputs,
@@ -22,6 +21,7 @@ from textrl.scoring import (
     reference_streams,
     score_corpus,
 )
+from textrl.scoring.sentence import MetricConfig, SentenceScorer, lsum_text
 
 DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "scitldr-a"
 ROUGE = ("rouge1", "rouge2", "rougeL", "rougeLsum")
@@ -57,10 +57,14 @@ def library_scores(hyps: list[str], refs: list[list[str]]) -> tuple[dict, dict]:
     """Both protocols computed by calling sacrebleu and rouge-score directly."""
     config = MetricConfig()
     streams = [[r[j] if j < len(r) else None for r in refs] for j in range(max(map(len, refs)))]
-    first = {"bleu": BLEU().corpus_score(hyps, [[r[0] for r in refs]]).score,
-             "chrf": CHRF().corpus_score(hyps, [[r[0] for r in refs]]).score}
-    best = {"bleu": BLEU().corpus_score(hyps, streams).score,
-            "chrf": CHRF().corpus_score(hyps, streams).score}
+    first = {
+        "bleu": BLEU().corpus_score(hyps, [[r[0] for r in refs]]).score,
+        "chrf": CHRF().corpus_score(hyps, [[r[0] for r in refs]]).score,
+    }
+    best = {
+        "bleu": BLEU().corpus_score(hyps, streams).score,
+        "chrf": CHRF().corpus_score(hyps, streams).score,
+    }
     plain = rouge_scorer.RougeScorer(["rouge1", "rouge2", "rougeL"], use_stemmer=True)
     lsum = rouge_scorer.RougeScorer(["rougeLsum"], use_stemmer=True)
     f1: dict[str, list[float]] = {m: [] for m in ROUGE}
@@ -111,15 +115,17 @@ def test_reproduces_scitldr_lead1_baselines(scitldr) -> None:
 def test_reproduces_scitldr_oracle_baseline(scitldr) -> None:
     """README: oracle sentence 42.3/22.0/34.8 (author), 44.4/22.8/36.0 (multi-max)."""
     hyps = [r["source"][r["source_labels"].index(1)] for r in scitldr]
-    scores = score_corpus(hyps, [r["target"] for r in scitldr], metrics=ROUGE[:3],
-                          max_ref="rouge1")
+    scores = score_corpus(hyps, [r["target"] for r in scitldr], metrics=ROUGE[:3], max_ref="rouge1")
     r = ("rouge1", "rouge2", "rougeL")
     assert tuple(round(scores.metrics[m], 1) for m in r) == (42.3, 22.0, 34.8)
     assert tuple(round(scores.metrics_max_ref[m], 1) for m in r) == (44.4, 22.8, 36.0)
 
 
-@pytest.mark.parametrize("config", [MetricConfig(), MetricConfig(use_stemmer=False),
-                                    MetricConfig(lsum_split="newline")], ids=str)
+@pytest.mark.parametrize(
+    "config",
+    [MetricConfig(), MetricConfig(use_stemmer=False), MetricConfig(lsum_split="newline")],
+    ids=str,
+)
 def test_per_document_equals_sentence_scorer_on_scitldr(scitldr, config) -> None:
     rows = scitldr[:80]
     hyps = [" ".join(r["source"][:2]) for r in rows]  # two sentences: Lsum differs from L
@@ -143,8 +149,11 @@ def check_per_document(hyps: list[str], refs: list[list[str]], config: MetricCon
         assert row["empty_prediction"] == (not hyp.strip())
 
 
-@pytest.mark.parametrize("config", [MetricConfig(), MetricConfig(use_stemmer=False),
-                                    MetricConfig(lsum_split="newline")], ids=str)
+@pytest.mark.parametrize(
+    "config",
+    [MetricConfig(), MetricConfig(use_stemmer=False), MetricConfig(lsum_split="newline")],
+    ids=str,
+)
 def test_per_document_equals_sentence_scorer_inline(config) -> None:
     check_per_document(TOY_HYPS, TOY_REFS, config)
 
@@ -176,12 +185,15 @@ def test_golden_values_traced_to_the_libraries() -> None:
 
 def test_variable_references_and_streams() -> None:
     streams = reference_streams([tuple(r) for r in TOY_REFS])
-    assert len(streams) == 3 and streams[1] == ["The cat sat on a mat and was happy.", None,
-                                                None, "testing"]
+    assert len(streams) == 3 and streams[1] == [
+        "The cat sat on a mat and was happy.",
+        None,
+        None,
+        "testing",
+    ]
     scores = score_corpus(TOY_HYPS, TOY_REFS, metrics=["bleu", "chrf"])
     assert scores.metrics_max_ref["bleu"] == BLEU().corpus_score(TOY_HYPS, streams).score
-    assert scores.metrics["chrf"] == CHRF().corpus_score(
-        TOY_HYPS, [[r[0] for r in TOY_REFS]]).score
+    assert scores.metrics["chrf"] == CHRF().corpus_score(TOY_HYPS, [[r[0] for r in TOY_REFS]]).score
     # A single string is one reference.
     single = score_corpus(TOY_HYPS, [r[0] for r in TOY_REFS])
     assert single.metrics == score_corpus(TOY_HYPS, [r[:1] for r in TOY_REFS]).metrics
@@ -220,8 +232,14 @@ def test_metric_subsets() -> None:
 def test_to_dict_and_markdown() -> None:
     scores = score_corpus(TOY_HYPS, TOY_REFS, bootstrap=50)
     d = scores.to_dict()
-    assert {"metrics", "metrics_max_ref", "signatures", "n_documents", "n_empty_predictions",
-            "confidence"} <= set(d)
+    assert {
+        "metrics",
+        "metrics_max_ref",
+        "signatures",
+        "n_documents",
+        "n_empty_predictions",
+        "confidence",
+    } <= set(d)
     json.dumps(d)
     md = scores.to_markdown()
     assert "| ROUGE-Lsum |" in md and "bootstrap" in md and "nrefs:var" in md
@@ -249,7 +267,7 @@ def test_bleu_bootstrap_reuses_sacrebleu_resampling(monkeypatch) -> None:
     scorer = CorpusScorer(["bleu"])
     h, r = normalize_inputs(hyps, refs)
     scored = scorer._score_documents(h, r)
-    from textrl.scoring import _resample_indices
+    from textrl.scoring.corpus import _resample_indices
 
     ours = scorer._resampled(scored, _resample_indices(len(h), 200, 12345))
     metric = BLEU()
@@ -286,8 +304,9 @@ def test_paired_bleu_p_value_equals_sacrebleu(scitldr) -> None:
         streams = [[r[0] for r in refs]]
         bl_stats = metric._extract_corpus_statistics(a, streams)
         bl = Result(metric._aggregate_and_compute(bl_stats).score)
-        _, res = _paired_bs_test({name: (bl_stats, bl)}, "b", b, streams, {name: metric},
-                                 n_samples=200, seed=3)
+        _, res = _paired_bs_test(
+            {name: (bl_stats, bl)}, "b", b, streams, {name: metric}, n_samples=200, seed=3
+        )
         assert ours.metrics[name].p_value == res[name].p_value
         assert ours.metrics[name].b == res[name].score
 

@@ -10,7 +10,7 @@ import pytest
 from tokenizers import Tokenizer, models, pre_tokenizers
 
 from textrl.data import load_examples
-from textrl.tokenizer import (
+from textrl.data.tokenizer import (
     EOS,
     TextTokenizer,
     cached_trained_tokenizer,
@@ -80,8 +80,9 @@ def test_any_fast_tokenizer_folder_gets_missing_specials(tmp_path: Path) -> None
     vocab = {w: i for i, w in enumerate(["[PAD]", "[UNK]", "[SEP]", "hello", "world", "."])}
     backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
     backend.pre_tokenizer = pre_tokenizers.Whitespace()
-    hf = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]",
-                                 unk_token="[UNK]", sep_token="[SEP]")
+    hf = PreTrainedTokenizerFast(
+        tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]", sep_token="[SEP]"
+    )
     hf.save_pretrained(str(tmp_path / "wl"))
     tok = TextTokenizer.load(tmp_path / "wl")
     assert tok.pad_id == 0 and tok.sep_id == 2 and tok.unk_id == 1

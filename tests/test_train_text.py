@@ -11,160 +11,227 @@ import numpy as np
 import pytest
 
 from textrl.data import load_examples
-from textrl.metrics import SentenceScorer
-from textrl.train_text import TextDQN, TextTrainConfig, demonstrations, make_env, train_text
+from textrl.dqn.checkpoints import RunDir
+from textrl.scoring.sentence import SentenceScorer
+from textrl.text.build import apply_init_encoder, make_env
+from textrl.text.config import TextConfig
+from textrl.text.decoding import TextAgent
+from textrl.text.demos import demonstrations
+from textrl.text.learner import TextLearner
+from textrl.text.train import TextTrainer, train_text
 
-TINY = dict(d_model=32, n_layers=1, n_heads=2, d_ff=64, vocab_size=400, max_new_tokens=16,
-            max_source_tokens=64, num_envs=4, batch_size=4, mle_epochs=1.0, total_steps=300,
-            eval_docs=8, eval_every=150, checkpoint_every=150, log_every=100, minutes=None,
-            torch_threads=1, value_warmup_updates=2, mle_eval_every=5)
+TINY = dict(
+    d_model=32,
+    n_layers=1,
+    n_heads=2,
+    d_ff=64,
+    vocab_size=400,
+    max_new_tokens=16,
+    max_source_tokens=64,
+    num_envs=4,
+    batch_size=4,
+    mle_epochs=1.0,
+    total_steps=300,
+    eval_docs=8,
+    eval_every=150,
+    checkpoint_every=150,
+    log_every=100,
+    minutes=None,
+    torch_threads=1,
+    value_warmup_updates=2,
+    mle_eval_every=5,
+)
 
 
 @pytest.fixture(scope="module")
 def tiny_data(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tiny-data")
     for split, n in (("train", 40), ("validation", 10), ("test", 10)):
-        rows = [{"document": e.document, "summary": e.references[0]}
-                for e in load_examples("builtin", split)[:n]]
+        rows = [
+            {"document": e.document, "summary": e.references[0]}
+            for e in load_examples("builtin", split)[:n]
+        ]
         (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     return folder
 
 
 def test_demonstrations_carry_the_env_rewards(tiny_data: Path) -> None:
-    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    cfg = TextConfig(data=str(tiny_data), **TINY)
     env = make_env(cfg, "train")
     demo_env = make_env(cfg, "train", env.tokenizer, action_mask="none")
     demos = demonstrations(env, demo_env)
     assert len(demos) == 40
     d = demos[0]
-    text = env.tokenizer.decode([t for t in d["tokens"] if t != env.tokenizer.eos_id])
+    assert d.is_demo and d.terminated
+    text = env.tokenizer.decode([t for t in d.tokens if t != env.tokenizer.eos_id])
     expected = env.examples[0].references[0]
     assert expected.startswith(text)  # the reference (cut to max_new_tokens)
-    assert np.isin(d["actions"], d["allowed"]).all()  # its own tokens are legal for it
+    assert np.isin(d.actions, d.allowed).all()  # its own tokens are legal for it
     values = SentenceScorer(["rouge1", "rouge2", "rougeL"]).score(text, [expected])
-    assert float(d["rewards"].sum()) == pytest.approx(sum(values.values()) / 3, abs=1e-9)
-    assert float(d["rewards"].sum()) > 0.1
+    assert float(d.rewards.sum()) == pytest.approx(sum(values.values()) / 3, abs=1e-9)
+    assert float(d.rewards.sum()) > 0.1
 
 
 def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    cfg = TextConfig(data=str(tiny_data), **TINY)
     result = train_text(cfg, tmp_path / "run", progress=False)
     run = tmp_path / "run"
-    for name in ("config.json", "metrics.jsonl", "curves.png", "mle.safetensors",
-                 "best.safetensors", "tokenizer/tokenizer.json", "checkpoints/latest"):
+    for name in (
+        "config.json",
+        "metrics.jsonl",
+        "curves.png",
+        "mle.safetensors",
+        "best.safetensors",
+        "tokenizer/tokenizer.json",
+        "checkpoints/latest",
+    ):
         assert (run / name).exists(), name
-    assert result["env_steps"] >= 300 and result["updates"] > 0
+    assert result["env_steps"] >= 300 and result["grad_steps"] > 0
     assert json.loads((run / "config.json").read_text())["kind"] == "text"
     logged = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert any("eval_score" in r for r in logged) and any("td_loss" in r for r in logged)
     assert any("mle_eval_score" in r for r in logged)  # the warm start is evaluated as it trains
 
-    longer = TextTrainConfig(data=str(tiny_data), **{**TINY, "total_steps": 500})
+    longer = TextConfig(data=str(tiny_data), **{**TINY, "total_steps": 500})
     resumed = train_text(longer, run, resume=True, progress=False)
     assert resumed["env_steps"] >= 500
-    assert resumed["updates"] > result["updates"]  # counters continued, not restarted
-    job = TextDQN(longer, run)
-    assert job.restore() and job.state["env_steps"] == resumed["env_steps"]
-    assert job.replay.num_transitions > 0
+    assert resumed["grad_steps"] > result["grad_steps"]  # counters continued, not restarted
+    env = make_env(longer, "train")
+    learner = TextLearner(longer, env)
+    learner.restore(RunDir(run).load_latest())
+    assert learner.state.env_steps == resumed["env_steps"]
+    assert learner.replay.num_transitions > 0
 
     # another run can start from this run's warm start (fine-tuning it by DQN)
     import torch
     from safetensors.torch import load_file
 
-    again = TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "mle.safetensors"),
-                                    **{**TINY, "mle": False}), tmp_path / "from-mle")
+    again = TextLearner(
+        TextConfig(
+            data=str(tiny_data), init_weights=str(run / "mle.safetensors"), **{**TINY, "mle": False}
+        ),
+        env,
+    )
     for key, value in load_file(str(run / "mle.safetensors")).items():
-        assert torch.equal(again.net.state_dict()[key], value), key
+        assert torch.equal(again.online.state_dict()[key], value), key
         assert torch.equal(again.target.state_dict()[key], value), key
     with pytest.raises(FileNotFoundError, match="init_weights: expected an existing"):
-        TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "missing.bin"),
-                                **TINY), tmp_path / "missing")
+        TextLearner(
+            TextConfig(data=str(tiny_data), init_weights=str(run / "missing.bin"), **TINY), env
+        )
     with pytest.raises(ValueError, match="demo_source: expected 'references', 'oracle' or"):
-        TextTrainConfig(demo_source="abstracts")  # type: ignore[arg-type]
+        TextConfig(demo_source="abstracts")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not fit this network"):
-        TextDQN(TextTrainConfig(data=str(tiny_data), init_weights=str(run / "mle.safetensors"),
-                                **{**TINY, "d_model": 16}), tmp_path / "bad")
+        TextLearner(
+            TextConfig(
+                data=str(tiny_data),
+                init_weights=str(run / "mle.safetensors"),
+                **{**TINY, "d_model": 16},
+            ),
+            env,
+        )
 
-    docs = [e.document for e in job.eval_env.examples]
+    agent = TextAgent(learner.online, env)
+    docs = [e.document for e in make_env(longer, "validation", env.tokenizer).examples]
     for n in (1, 2):
-        actions = job.agent._greedy(*job.agent.prepare(docs), no_repeat_ngram=n)
+        actions = agent._greedy(*agent.prepare(docs), no_repeat_ngram=n)
         for seq in actions:
-            grams = [tuple(seq[i:i + n]) for i in range(len(seq) - n + 1)
-                     if job.env.eos_action not in seq[i:i + n]]
+            grams = [
+                tuple(seq[i : i + n])
+                for i in range(len(seq) - n + 1)
+                if env.eos_action not in seq[i : i + n]
+            ]
             assert len(grams) == len(set(grams)), (n, seq)
     with pytest.raises(ValueError, match="greedy"):
-        job.agent.generate(docs[:1], beam=2, no_repeat_ngram=2)
+        agent.generate(docs[:1], beam=2, no_repeat_ngram=2)
 
 
 def test_interrupted_run_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
     import torch
 
-    from textrl.runs import RunDir
-
-    cfg = TextTrainConfig(data=str(tiny_data), **TINY)
+    cfg = TextConfig(data=str(tiny_data), **TINY)
     full = train_text(cfg, tmp_path / "full", progress=False)
-    cut = train_text(cfg, tmp_path / "cut", progress=False,
-                     callback=lambda state: state["env_steps"] < 150)
+    cut = train_text(
+        cfg, tmp_path / "cut", progress=False, callback=lambda state: state.env_steps < 150
+    )
     assert 150 <= cut["env_steps"] < full["env_steps"]
     resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
-    assert (resumed["env_steps"], resumed["updates"]) == (full["env_steps"], full["updates"])
+    assert (resumed["env_steps"], resumed["grad_steps"]) == (full["env_steps"], full["grad_steps"])
     a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
     for key, value in a.model_state.items():
         assert torch.equal(value, b.model_state[key]), key
 
 
-def test_warm_start_cut_by_the_budget_resumes_in_the_warm_start(tiny_data: Path,
-                                                                tmp_path: Path) -> None:
-    cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_epochs": 5000.0, "minutes": 0.1})
+def test_warm_start_cut_by_the_budget_resumes_in_the_warm_start(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle_epochs": 5000.0, "minutes": 0.1})
     first = train_text(cfg, tmp_path / "run", progress=False)
-    assert first["env_steps"] == 0 and first["updates"] == 0
-    job = TextDQN(cfg, tmp_path / "run")
-    assert job.restore() and job.state["phase"] == "mle" and job.state["mle_updates"] > 0
-    assert 0 < job.state["mle_seconds"] < cfg.mle_minutes * 60
+    assert first["env_steps"] == 0 and first["grad_steps"] == 0
+    state = RunDir(tmp_path / "run").load_latest().meta["state"]
+    assert state["phase"] == "mle" and state["mle_updates"] > 0
+    assert 0 < state["mle_seconds"] < cfg.mle_minutes * 60
 
 
 def test_initialise_from_a_local_pretrained_encoder(tiny_data: Path, tmp_path: Path) -> None:
     import torch
     import transformers
 
-    from textrl.evaluate import load_text_run
+    from textrl.text.evaluation import load_text_run
 
-    tok = make_env(TextTrainConfig(data=str(tiny_data), **TINY), "train").tokenizer
+    tok = make_env(TextConfig(data=str(tiny_data), **TINY), "train").tokenizer
     folder = tmp_path / "tiny-bert"
-    bert = transformers.BertModel(transformers.BertConfig(
-        vocab_size=tok.vocab_size, hidden_size=24, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=40, max_position_embeddings=80))
+    bert = transformers.BertModel(
+        transformers.BertConfig(
+            vocab_size=tok.vocab_size,
+            hidden_size=24,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=40,
+            max_position_embeddings=80,
+        )
+    )
     bert.save_pretrained(folder)
     tok.save(folder)  # the encoder's tokenizer lives beside it, as on the hub
-    cfg = TextTrainConfig(data=str(tiny_data), init_encoder=str(folder),
-                          **{**TINY, "total_steps": 40, "mle_epochs": 0.2})
+    cfg = TextConfig(
+        data=str(tiny_data),
+        init_encoder=str(folder),
+        **{**TINY, "total_steps": 40, "mle_epochs": 0.2},
+    )
     train_text(cfg, tmp_path / "run", progress=False)
     saved = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (saved["d_model"], saved["d_ff"], saved["post_ln"]) == (24, 40, True)
     assert saved["tokenizer"] == str(folder)
     _, _, agent = load_text_run(tmp_path / "run", weights="mle", split="test")
     assert agent.generate(["A short document about a river."])[0] is not None
-    job = TextDQN(TextTrainConfig(data=str(tiny_data), init_encoder=str(folder), **TINY),
-                  tmp_path / "fresh")
+    fresh = TextConfig(data=str(tiny_data), init_encoder=str(folder), **TINY)
+    encoder = apply_init_encoder(fresh)
+    learner = TextLearner(fresh, make_env(fresh, "train"), encoder)
     word = bert.embeddings.word_embeddings.weight
-    assert torch.equal(job.net.embed.weight[: word.shape[0]], word.detach())
+    assert torch.equal(learner.online.embed.weight[: word.shape[0]], word.detach())
 
 
 def test_nan_loss_stops_with_a_clear_message(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = TextTrainConfig(data=str(tiny_data), **{**TINY, "mle_lr": 1e30, "max_grad_norm": None})
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle_lr": 1e30, "max_grad_norm": None})
     with pytest.raises(FloatingPointError, match="MLE loss"):
         train_text(cfg, tmp_path / "nan", progress=False)
 
 
 def run_cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "textrl.cli", *args], cwd=cwd,
-                          capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "textrl.cli", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
 
 
 def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if v is not None]
-    p = run_cli("train", "--data", str(tiny_data), "--out", "run", "--no-progress", *flags,
-                cwd=tmp_path)
+    p = run_cli(
+        "train", "--data", str(tiny_data), "--out", "run", "--no-progress", *flags, cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr
     assert "run folder: run" in p.stdout
     p = run_cli("eval", "run", "--out", "report.json", cwd=tmp_path)
@@ -183,8 +250,9 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
         paired = report["agent_vs_mle"]["metrics_max_ref"]["rouge1"]
         assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
         assert "agent minus its MLE warm start" in markdown
-    p = run_cli("generate", "run", "The council approved a new bridge in Faby on Monday.",
-                cwd=tmp_path)
+    p = run_cli(
+        "generate", "run", "The council approved a new bridge in Faby on Monday.", cwd=tmp_path
+    )
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() != "" or p.stdout == "\n"
     p = run_cli("eval", "missing-run", cwd=tmp_path)
@@ -192,16 +260,101 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
 
 
 def test_report_markdown_shows_the_paired_comparison() -> None:
-    from textrl.evaluate import report_markdown
     from textrl.scoring import paired_comparison
+    from textrl.text.evaluation import report_markdown
 
     refs = [["the cat sat on the mat"], ["a dog ran in the park"], ["birds sing at dawn"]]
-    paired = paired_comparison(["the cat", "a dog", "birds"],
-                               ["the cat sat", "a dog ran in", "birds sing"], refs,
-                               metrics=("rouge1", "bleu"), n_samples=50, seed=0).to_dict()
+    paired = paired_comparison(
+        ["the cat", "a dog", "birds"],
+        ["the cat sat", "a dog ran in", "birds sing"],
+        refs,
+        metrics=("rouge1", "bleu"),
+        n_samples=50,
+        seed=0,
+    ).to_dict()
     assert paired["metrics"]["rouge1"]["difference"] > 0
-    report = {"run": "r", "data": "d", "split": "test", "n_documents": 3, "decoding": "greedy",
-              "metrics": {"rouge1": 50.0}, "metrics_max_ref": {"rouge1": 50.0},
-              "agent_vs_mle": paired}
+    report = {
+        "run": "r",
+        "data": "d",
+        "split": "test",
+        "n_documents": 3,
+        "decoding": "greedy",
+        "metrics": {"rouge1": 50.0},
+        "metrics_max_ref": {"rouge1": 50.0},
+        "agent_vs_mle": paired,
+    }
     text = report_markdown(report)
     assert "| multi-max | rouge1 | +" in text and "50 resamples" in text
+
+
+# --------------------------------------------------------------------------------------------
+# The shared DQN core in the text loop (bugs of the first trainer, fixed by the restructure)
+
+
+def test_text_loop_honours_the_target_update_interval(tiny_data: Path, tmp_path: Path) -> None:
+    import torch
+
+    cfg = TextConfig(
+        data=str(tiny_data),
+        **{
+            **TINY,
+            "mle": False,
+            "target_update": "hard",
+            "target_update_interval": 3,
+            "value_warmup_updates": 0,
+        },
+    )
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    trainer.act(0.1)
+    learner = trainer.learner
+
+    def target_is_online() -> bool:
+        return all(
+            torch.equal(a, b)
+            for a, b in zip(learner.target.parameters(), learner.online.parameters())
+        )
+
+    assert target_is_online()
+    seen = []
+    for _ in range(3):
+        learner.dqn_update(0.4)
+        seen.append(target_is_online())
+    assert seen == [False, False, True]  # copied after the 3rd gradient step only
+    trainer.logger.close()
+
+
+def test_text_run_refuses_a_used_folder_and_resume_starts_a_missing_one(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle": False, "total_steps": 40})
+    first = train_text(cfg, tmp_path / "run", progress=False)
+    assert first["env_steps"] >= 40
+    with pytest.raises(ValueError, match="already holds checkpoints"):
+        train_text(cfg, tmp_path / "run", progress=False)
+    fresh = train_text(cfg, tmp_path / "new", resume=True, progress=False)
+    assert fresh["env_steps"] == first["env_steps"]  # the same run, started by --resume
+
+
+def test_choice_fields_are_validated_for_every_config() -> None:
+    import dataclasses
+    import typing
+
+    from textrl.dqn.config import DQNConfig, GymConfig
+
+    base = typing.get_type_hints(DQNConfig)
+    for cls in (GymConfig, TextConfig):
+        hints = typing.get_type_hints(cls)
+        for name, tp in base.items():  # an override keeps the base type (Literal stays Literal)
+            assert hints[name] == tp, (cls.__name__, name)
+        for f in dataclasses.fields(cls):
+            if typing.get_origin(hints[f.name]) is typing.Literal:
+                with pytest.raises(ValueError, match=f"{cls.__name__}.{f.name}: expected"):
+                    cls(**{f.name: "bogus"})
+    with pytest.raises(ValueError, match="TextConfig.target_update: expected 'hard' or 'polyak'"):
+        TextConfig(target_update="bogus")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="reward: unknown metric 'rouge3'"):
+        TextConfig(reward="rouge3")
+    p = run_cli("train", "--target-update", "bogus", cwd=Path.cwd())
+    assert p.returncode == 2 and "invalid choice: 'bogus'" in p.stderr
+    p = run_cli("train", "--net-arch", "8", cwd=Path.cwd())
+    assert p.returncode == 2 and "['--net-arch'] do not apply to text runs" in p.stderr

@@ -1,4 +1,9 @@
-"""``textrl eval`` and ``textrl generate``: decode a split with a trained run and score it.
+"""Evaluating a text agent: during training (:func:`greedy_scores`) and after it
+(:func:`evaluate_run`, what ``textrl eval`` prints).
+
+:func:`greedy_scores` decodes the first documents of a split greedily and scores them with the
+libraries (:class:`~textrl.scoring.sentence.SentenceScorer`) under the training reward: the
+number that picks the best weights.
 
 Scores come from :mod:`textrl.scoring` (the same layer as ``textrl score``): corpus BLEU with its
 signature and ROUGE-1/2/L/Lsum F1 x100, against the first reference (``metrics``) and against
@@ -6,7 +11,7 @@ the best reference per document (``metrics_max_ref``). Baselines on the same doc
 
 - ``random``: tokens drawn uniformly inside each episode's action mask until end-of-sequence or
   ``max_new_tokens`` (seeded);
-- ``lead1``: the document's first sentence (:func:`textrl.metrics.split_sentences`);
+- ``lead1``: the document's first sentence (:func:`textrl.scoring.sentence.split_sentences`);
 - ``mle``: the run's warm-start weights (``mle.safetensors``), decoded like the agent; the
   report's ``agent_vs_mle`` is a paired bootstrap of the agent against it (difference, 95%
   interval, p-value per metric and protocol): whether the DQN phase improved on its warm start.
@@ -19,33 +24,50 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from textrl.envs.summarize import SummarizeEnv
 
 from textrl.data import Example
-from textrl.metrics import MetricConfig, split_sentences
-from textrl.runs import RunDir
+from textrl.dqn.checkpoints import RunDir, unpack_network_state
+from textrl.dqn.core import torch_threads
+from textrl.scoring.sentence import MetricConfig, SentenceScorer, split_sentences
+from textrl.text.build import build_network, make_env
+from textrl.text.config import WEIGHTS, TextConfig
+from textrl.text.decoding import TextAgent
 
-WEIGHTS = ("best", "final", "mle")
+
+def greedy_scores(agent: TextAgent, env: SummarizeEnv, n_docs: int) -> dict[str, float]:
+    """Greedy decoding of ``env``'s first ``n_docs`` documents, scored by the libraries:
+    ``eval_<metric>`` means, ``eval_score`` (the reward) and ``eval_length`` (words)."""
+    examples = env.examples[:n_docs]
+    with torch_threads(1):
+        texts = agent.generate([e.document for e in examples])
+    scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
+    values = [scorer.score(t, list(e.references)) for t, e in zip(texts, examples)]
+    out = {f"eval_{m}": float(np.mean([v[m] for v in values])) for m in values[0]}
+    out["eval_score"] = float(np.mean([env.reward_spec(v) for v in values]))
+    out["eval_length"] = float(np.mean([len(t.split()) for t in texts]))
+    return out
 
 
-def load_text_run(run_dir: str | Path, weights: str = "best", data: str | None = None,
-                  split: str | None = "test"):
+def load_text_run(
+    run_dir: str | Path, weights: str = "best", data: str | None = None, split: str | None = "test"
+) -> tuple[TextConfig, SummarizeEnv, TextAgent]:
     """(config, env on ``data``/``split``, agent with the chosen weights) of a text run.
 
     ``split=None`` loads no data (for decoding given documents only)."""
     from safetensors.torch import load_file
-
-    from textrl.agent import TextAgent
-    from textrl.train_text import TextTrainConfig, build_network, make_env
 
     run = RunDir(run_dir)
     if not run.config_path.is_file():
         raise FileNotFoundError(f"run: {str(run_dir)!r} has no config.json (not a textrl run)")
     saved = run.load_config()
     if saved.get("kind") != "text":
-        raise ValueError(f"run: {str(run_dir)!r} is not a text run (config kind "
-                         f"{saved.get('kind', saved.get('env_id'))!r})")
+        raise ValueError(
+            f"run: {str(run_dir)!r} is not a text run (config kind "
+            f"{saved.get('kind', saved.get('env_id'))!r})"
+        )
     saved.pop("kind")
-    cfg = TextTrainConfig(**saved)
+    cfg = TextConfig(**saved)
     if data is not None:
         cfg.data = data
     tokenizer = None
@@ -60,7 +82,7 @@ def load_text_run(run_dir: str | Path, weights: str = "best", data: str | None =
         ckpt = run.load_latest()
         if ckpt is None:
             raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
-        state = {k[7:]: v for k, v in ckpt.model_state.items() if k.startswith("online.")}
+        state = unpack_network_state(ckpt.model_state, "online")
     else:
         path = run.path / f"{weights}.safetensors"
         if not path.is_file():
@@ -93,8 +115,9 @@ def lead1(documents: list[str]) -> list[str]:
     return [(split_sentences(d) or [""])[0] for d in documents]
 
 
-def _blocks(predictions: list[str], references: list[tuple[str, ...]],
-            config: MetricConfig) -> dict[str, Any]:
+def _blocks(
+    predictions: list[str], references: list[tuple[str, ...]], config: MetricConfig
+) -> dict[str, Any]:
     from textrl.scoring import score_corpus
 
     scores = score_corpus(predictions, [list(r) for r in references], config=config)
@@ -102,10 +125,18 @@ def _blocks(predictions: list[str], references: list[tuple[str, ...]],
     return {k: d[k] for k in ("metrics", "metrics_max_ref", "signatures", "n_empty_predictions")}
 
 
-def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "test",
-                 weights: str = "best", beam: int = 1, limit: int | None = None,
-                 baselines: bool = True, seed: int = 0, out: str | Path | None = None,
-                 no_repeat_ngram: int = 0) -> dict[str, Any]:
+def evaluate_run(
+    run_dir: str | Path,
+    data: str | None = None,
+    split: str = "test",
+    weights: str = "best",
+    beam: int = 1,
+    limit: int | None = None,
+    baselines: bool = True,
+    seed: int = 0,
+    out: str | Path | None = None,
+    no_repeat_ngram: int = 0,
+) -> dict[str, Any]:
     """Decode ``split`` with the run's policy, score it and its baselines; write the report."""
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
     examples = list(env.examples)[:limit] if limit else list(env.examples)
@@ -114,14 +145,20 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
     predictions = agent.generate(documents, beam=beam, no_repeat_ngram=no_repeat_ngram)
     config = env.metric_config
     report: dict[str, Any] = {
-        "run": str(run_dir), "weights": weights, "data": cfg.data, "split": split,
+        "run": str(run_dir),
+        "weights": weights,
+        "data": cfg.data,
+        "split": split,
         "decoding": ("greedy" if beam <= 1 else f"beam-{beam}")
         + (f", no-repeat-{no_repeat_ngram}-gram" if no_repeat_ngram else ""),
         "n_documents": len(examples),
-        **_blocks(predictions, references, config), "baselines": {}}
+        **_blocks(predictions, references, config),
+        "baselines": {},
+    }
     if baselines:
-        report["baselines"]["random"] = _blocks(random_summaries(env, documents, seed),
-                                                references, config)
+        report["baselines"]["random"] = _blocks(
+            random_summaries(env, documents, seed), references, config
+        )
         report["baselines"]["lead1"] = _blocks(lead1(documents), references, config)
         if weights != "mle" and (Path(run_dir) / "mle.safetensors").is_file():
             _, _, mle_agent = load_text_run(run_dir, "mle", data, split)
@@ -134,10 +171,17 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
                 report["agent_vs_mle"] = {"identical": True}
             else:
                 report["agent_vs_mle"] = paired_comparison(
-                    mle_texts, predictions, [list(r) for r in references], config=config,
-                    metrics=("rouge1", "rouge2", "rougeL", "bleu"), seed=seed).to_dict()
-    report["examples"] = [{"document": d[:300], "prediction": p, "references": list(r)}
-                          for d, p, r in zip(documents[:5], predictions[:5], references[:5])]
+                    mle_texts,
+                    predictions,
+                    [list(r) for r in references],
+                    config=config,
+                    metrics=("rouge1", "rouge2", "rougeL", "bleu"),
+                    seed=seed,
+                ).to_dict()
+    report["examples"] = [
+        {"document": d[:300], "prediction": p, "references": list(r)}
+        for d, p, r in zip(documents[:5], predictions[:5], references[:5])
+    ]
     if out is not None:
         out = Path(out)
         out.parent.mkdir(parents=True, exist_ok=True)
@@ -149,30 +193,51 @@ def evaluate_run(run_dir: str | Path, data: str | None = None, split: str = "tes
 def report_markdown(report: dict[str, Any]) -> str:
     """A Markdown table of the agent and baselines, both protocols."""
     cols = ["rouge1", "rouge2", "rougeL", "rougeLsum", "bleu"]
-    lines = [f"# textrl eval: {report['run']} on {report['data']} / {report['split']} "
-             f"({report['n_documents']} documents, {report['decoding']})", ""]
-    for block, title in (("metrics", "against the first reference"),
-                         ("metrics_max_ref", "best reference per document (multi-max)")):
-        lines += [f"## {title}", "", "| system | " + " | ".join(cols) + " |",
-                  "|---|" + "---|" * len(cols)]
+    lines = [
+        f"# textrl eval: {report['run']} on {report['data']} / {report['split']} "
+        f"({report['n_documents']} documents, {report['decoding']})",
+        "",
+    ]
+    for block, title in (
+        ("metrics", "against the first reference"),
+        ("metrics_max_ref", "best reference per document (multi-max)"),
+    ):
+        lines += [
+            f"## {title}",
+            "",
+            "| system | " + " | ".join(cols) + " |",
+            "|---|" + "---|" * len(cols),
+        ]
         rows = [("agent", report)] + list(report.get("baselines", {}).items())
         for name, r in rows:
             vals = r.get(block, {})
-            lines.append(f"| {name} | " + " | ".join(
-                f"{vals[c]:.2f}" if c in vals else "-" for c in cols) + " |")
+            lines.append(
+                f"| {name} | "
+                + " | ".join(f"{vals[c]:.2f}" if c in vals else "-" for c in cols)
+                + " |"
+            )
         lines.append("")
     paired = report.get("agent_vs_mle")
     if paired and paired.get("identical"):
-        lines += ["The agent's outputs are identical to its MLE warm start's (e.g. the best "
-                  "weights are the warm start's).", ""]
+        lines += [
+            "The agent's outputs are identical to its MLE warm start's (e.g. the best "
+            "weights are the warm start's).",
+            "",
+        ]
     elif paired:
-        lines += ["## agent minus its MLE warm start (paired bootstrap, "
-                  f"{paired['n_samples']} resamples)", "",
-                  "| protocol | metric | agent − mle | 95% CI | p |", "|---|---|---:|---|---:|"]
+        lines += [
+            "## agent minus its MLE warm start (paired bootstrap, "
+            f"{paired['n_samples']} resamples)",
+            "",
+            "| protocol | metric | agent − mle | 95% CI | p |",
+            "|---|---|---:|---|---:|",
+        ]
         for block, name in (("metrics", "first reference"), ("metrics_max_ref", "multi-max")):
             for metric, c in paired[block].items():
-                lines.append(f"| {name} | {metric} | {c['difference']:+.2f} | "
-                             f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p_value']:.3f} |")
+                lines.append(
+                    f"| {name} | {metric} | {c['difference']:+.2f} | "
+                    f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p_value']:.3f} |"
+                )
         lines.append("")
     sig = report.get("signatures")
     if sig:

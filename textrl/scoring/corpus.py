@@ -8,7 +8,8 @@
 - ``chrf``: sacrebleu corpus chrF (``CHRF()`` defaults: chrF2, character 6-grams).
 - ``rouge1``, ``rouge2``, ``rougeL``, ``rougeLsum``: rouge-score F1, mean over documents
   (stemming on by default). ROUGE-Lsum sees one sentence per line on both sides, as ROUGE-1.5.5
-  intends: :func:`textrl.metrics.split_sentences` breaks at existing newlines, after ``.``/``!``/
+  intends: :func:`textrl.scoring.sentence.split_sentences` breaks at existing newlines, after
+  ``.``/``!``/
   ``?`` followed by white space and after the CJK full stops ``。！？``
   (``MetricConfig(lsum_split="newline")`` keeps the text's own newlines only).
 
@@ -26,7 +27,8 @@ Two protocols, each a dict of the metrics above:
 Per-document rows (``per_document=True``) hold the same metrics per document, also x100: ROUGE
 equal to ``100 * SentenceScorer(...).score(hyp, refs)`` (``_max_ref``) and of ``.score(hyp,
 [refs[0]])``; BLEU and chrF are sacrebleu's sentence scores (BLEU with effective order, as
-:class:`textrl.metrics.SentenceScorer`), computed from the same statistics as the corpus score.
+:class:`textrl.scoring.sentence.SentenceScorer`), computed from the same statistics as the corpus
+score.
 
 Uncertainty: ``bootstrap=N`` adds 95% percentile-bootstrap confidence intervals (rouge-score's
 ``BootstrapAggregator`` method, ROUGE-1.5.5's): BLEU and chrF are recomputed from resampled
@@ -47,7 +49,8 @@ from typing import Any
 
 import numpy as np
 
-from textrl.metrics import MetricConfig, check_pair, lsum_text, rouge_tokenize_fn
+from textrl.scoring import library
+from textrl.scoring.sentence import MetricConfig, check_pair, lsum_text, rouge_tokenize_fn
 
 ROUGE_TYPES = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 SACREBLEU_METRICS = ("bleu", "chrf")
@@ -56,8 +59,14 @@ MAX_REF_SELECTIONS = ("per_metric", "rouge1")
 DEFAULT_SEED = 12345
 """sacrebleu's default bootstrap seed (``SACREBLEU_SEED``), so BLEU intervals match its CLI."""
 
-METRIC_LABELS = {"bleu": "BLEU", "chrf": "chrF", "rouge1": "ROUGE-1", "rouge2": "ROUGE-2",
-                 "rougeL": "ROUGE-L", "rougeLsum": "ROUGE-Lsum"}
+METRIC_LABELS = {
+    "bleu": "BLEU",
+    "chrf": "chrF",
+    "rouge1": "ROUGE-1",
+    "rouge2": "ROUGE-2",
+    "rougeL": "ROUGE-L",
+    "rougeLsum": "ROUGE-Lsum",
+}
 
 
 @dataclass
@@ -85,10 +94,14 @@ class CorpusScores:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready report: ``metrics``, ``metrics_max_ref``, counts, signatures, confidence."""
         out: dict[str, Any] = {
-            "metrics": dict(self.metrics), "metrics_max_ref": dict(self.metrics_max_ref),
-            "n_documents": self.n_documents, "n_references": self.n_references,
-            "n_empty_predictions": self.n_empty_hypotheses, "max_ref": self.max_ref,
-            "signatures": dict(self.signatures)}
+            "metrics": dict(self.metrics),
+            "metrics_max_ref": dict(self.metrics_max_ref),
+            "n_documents": self.n_documents,
+            "n_references": self.n_references,
+            "n_empty_predictions": self.n_empty_hypotheses,
+            "max_ref": self.max_ref,
+            "signatures": dict(self.signatures),
+        }
         if self.confidence is not None:
             out["confidence"] = self.confidence
         return out
@@ -99,8 +112,10 @@ class CorpusScores:
         out = []
         for m in self.metrics:
             cells = []
-            for key, values in (("metrics", self.metrics), ("metrics_max_ref",
-                                                            self.metrics_max_ref)):
+            for key, values in (
+                ("metrics", self.metrics),
+                ("metrics_max_ref", self.metrics_max_ref),
+            ):
                 cell = f"{values[m]:.2f}"
                 if self.confidence is not None:
                     low, high = self.confidence[key][m]
@@ -111,17 +126,27 @@ class CorpusScores:
 
     def to_markdown(self) -> str:
         """A Markdown table of both protocols with the counts and signatures under it."""
-        best = ("best reference: per metric" if self.max_ref == "per_metric"
-                else "best reference: by ROUGE-1")
-        lines = [f"| metric | first reference | {best} (BLEU/chrF: all references) |",
-                 "|---|---|---|"]
+        best = (
+            "best reference: per metric"
+            if self.max_ref == "per_metric"
+            else "best reference: by ROUGE-1"
+        )
+        lines = [
+            f"| metric | first reference | {best} (BLEU/chrF: all references) |",
+            "|---|---|---|",
+        ]
         lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows()]
-        lines += ["", f"{self.n_documents} documents, {self.n_references} references, "
-                  f"{self.n_empty_hypotheses} empty predictions (scored 0)."]
+        lines += [
+            "",
+            f"{self.n_documents} documents, {self.n_references} references, "
+            f"{self.n_empty_hypotheses} empty predictions (scored 0).",
+        ]
         if self.confidence is not None:
-            lines.append(f"Brackets: {100 * self.confidence['level']:.0f}% bootstrap confidence "
-                         f"interval ({self.confidence['n_samples']} resamples, "
-                         f"seed {self.confidence['seed']}).")
+            lines.append(
+                f"Brackets: {100 * self.confidence['level']:.0f}% bootstrap confidence "
+                f"interval ({self.confidence['n_samples']} resamples, "
+                f"seed {self.confidence['seed']})."
+            )
         lines += ["", "Signatures:", ""] + [f"- {k}: `{v}`" for k, v in self.signatures.items()]
         return "\n".join(lines) + "\n"
 
@@ -152,12 +177,25 @@ class PairedComparison:
 
     def to_dict(self) -> dict[str, Any]:
         def block(d: dict[str, MetricComparison]) -> dict[str, dict[str, Any]]:
-            return {m: {"a": c.a, "b": c.b, "difference": c.difference, "ci": list(c.ci),
-                        "p_value": c.p_value} for m, c in d.items()}
+            return {
+                m: {
+                    "a": c.a,
+                    "b": c.b,
+                    "difference": c.difference,
+                    "ci": list(c.ci),
+                    "p_value": c.p_value,
+                }
+                for m, c in d.items()
+            }
 
-        return {"metrics": block(self.metrics), "metrics_max_ref": block(self.metrics_max_ref),
-                "n_documents": self.n_documents, "n_samples": self.n_samples, "seed": self.seed,
-                "signatures": dict(self.signatures)}
+        return {
+            "metrics": block(self.metrics),
+            "metrics_max_ref": block(self.metrics_max_ref),
+            "n_documents": self.n_documents,
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "signatures": dict(self.signatures),
+        }
 
 
 class _MemoTokenizer:
@@ -187,33 +225,44 @@ class CorpusScorer:
     to keep the reference tokenization across calls.
     """
 
-    def __init__(self, metrics: Sequence[str] = CORPUS_METRICS, config: MetricConfig | None = None,
-                 max_ref: str = "per_metric") -> None:
+    def __init__(
+        self,
+        metrics: Sequence[str] = CORPUS_METRICS,
+        config: MetricConfig | None = None,
+        max_ref: str = "per_metric",
+    ) -> None:
         if isinstance(metrics, str):
             metrics = (metrics,)
         unknown = [m for m in metrics if m not in CORPUS_METRICS]
         if unknown or not metrics:
-            raise ValueError(f"metrics: unknown {unknown or list(metrics)!r}; expected some of "
-                             f"{list(CORPUS_METRICS)}")
+            raise ValueError(
+                f"metrics: unknown {unknown or list(metrics)!r}; expected some of "
+                f"{list(CORPUS_METRICS)}"
+            )
         if max_ref not in MAX_REF_SELECTIONS:
-            raise ValueError(f"max_ref: expected one of {list(MAX_REF_SELECTIONS)}, "
-                             f"got {max_ref!r}")
+            raise ValueError(
+                f"max_ref: expected one of {list(MAX_REF_SELECTIONS)}, got {max_ref!r}"
+            )
         self.metrics = tuple(m for m in CORPUS_METRICS if m in metrics)
         self.config = config or MetricConfig()
         self.max_ref = max_ref
         self.rouge_types = tuple(m for m in ROUGE_TYPES if m in self.metrics)
         if max_ref == "rouge1" and self.rouge_types and "rouge1" not in self.rouge_types:
-            raise ValueError("max_ref: 'rouge1' chooses the best reference by ROUGE-1, so "
-                             f"metrics must include 'rouge1'; got {list(self.metrics)}")
+            raise ValueError(
+                "max_ref: 'rouge1' chooses the best reference by ROUGE-1, so "
+                f"metrics must include 'rouge1'; got {list(self.metrics)}"
+            )
         from rouge_score import rouge_scorer
         from sacrebleu.metrics import BLEU, CHRF
 
         self._tokenizer = _MemoTokenizer(self.config)
         plain = [t for t in self.rouge_types if t != "rougeLsum"]
-        self._rouge = (rouge_scorer.RougeScorer(plain, tokenizer=self._tokenizer)
-                       if plain else None)
-        self._lsum = (rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=self._tokenizer)
-                      if "rougeLsum" in self.rouge_types else None)
+        self._rouge = rouge_scorer.RougeScorer(plain, tokenizer=self._tokenizer) if plain else None
+        self._lsum = (
+            rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=self._tokenizer)
+            if "rougeLsum" in self.rouge_types
+            else None
+        )
         tok = "zh" if self.config.cjk else "13a"
         # One sacrebleu object per protocol (its signature records the number of references);
         # the sentence BLEU object only turns statistics into per-document scores.
@@ -227,9 +276,15 @@ class CorpusScorer:
             self._sacre["chrf_max_ref"] = CHRF()
 
     # ----------------------------------------------------------------------------- public API
-    def score(self, hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *,
-              per_document: bool = False, bootstrap: int = 0, seed: int | None = DEFAULT_SEED
-              ) -> CorpusScores:
+    def score(
+        self,
+        hypotheses: Sequence[str],
+        references: Sequence[str | Sequence[str]],
+        *,
+        per_document: bool = False,
+        bootstrap: int = 0,
+        seed: int | None = DEFAULT_SEED,
+    ) -> CorpusScores:
         """Score ``hypotheses`` against ``references`` (one entry per hypothesis: a string or a
         list of strings; the numbers may vary per document)."""
         _check_samples("bootstrap", bootstrap, allow_zero=True)
@@ -237,37 +292,51 @@ class CorpusScorer:
         scored = self._score_documents(hyps, refs)
         first, best = self._corpus_values(scored)
         result = CorpusScores(
-            metrics=first, metrics_max_ref=best, signatures=self._signatures(bootstrap, seed),
-            n_documents=len(hyps), n_references=sum(len(r) for r in refs),
-            n_empty_hypotheses=scored.n_empty, max_ref=self.max_ref)
+            metrics=first,
+            metrics_max_ref=best,
+            signatures=self._signatures(bootstrap, seed),
+            n_documents=len(hyps),
+            n_references=sum(len(r) for r in refs),
+            n_empty_hypotheses=scored.n_empty,
+            max_ref=self.max_ref,
+        )
         if per_document:
             result.per_document = self._document_rows(scored, hyps, refs)
         if bootstrap:
             idx = _resample_indices(len(hyps), bootstrap, seed)
             samples = self._resampled(scored, idx)
             result.confidence = {
-                key: {m: [float(x) for x in np.percentile(samples[key][m], [2.5, 97.5])]
-                      for m in self.metrics}
-                for key in ("metrics", "metrics_max_ref")}
+                key: {
+                    m: [float(x) for x in np.percentile(samples[key][m], [2.5, 97.5])]
+                    for m in self.metrics
+                }
+                for key in ("metrics", "metrics_max_ref")
+            }
             result.confidence.update(level=0.95, n_samples=bootstrap, seed=seed)
         return result
 
-    def compare(self, hypotheses_a: Sequence[str], hypotheses_b: Sequence[str],
-                references: Sequence[str | Sequence[str]], *, n_samples: int = 1000,
-                seed: int | None = DEFAULT_SEED) -> PairedComparison:
+    def compare(
+        self,
+        hypotheses_a: Sequence[str],
+        hypotheses_b: Sequence[str],
+        references: Sequence[str | Sequence[str]],
+        *,
+        n_samples: int = 1000,
+        seed: int | None = DEFAULT_SEED,
+    ) -> PairedComparison:
         """Paired bootstrap comparison of system B against system A (see the module docstring).
 
         Both systems are resampled with the same seeded document indices; for each metric the
         p-value is sacrebleu's: the share of resamples whose centred ``|b - a|`` exceeds the
         observed one (with +1 smoothing).
         """
-        from sacrebleu.significance import _compute_p_value
-
         _check_samples("n_samples", n_samples, allow_zero=False)
         hyps_a, refs = normalize_inputs(hypotheses_a, references, name="hypotheses_a")
         hyps_b, _ = normalize_inputs(hypotheses_b, references, name="hypotheses_b")
-        scored_a, scored_b = self._score_documents(hyps_a, refs), self._score_documents(hyps_b,
-                                                                                         refs)
+        scored_a, scored_b = (
+            self._score_documents(hyps_a, refs),
+            self._score_documents(hyps_b, refs),
+        )
         point_a, point_b = self._corpus_values(scored_a), self._corpus_values(scored_b)
         idx = _resample_indices(len(refs), n_samples, seed)
         samples_a, samples_b = self._resampled(scored_a, idx), self._resampled(scored_b, idx)
@@ -278,12 +347,13 @@ class CorpusScorer:
                 a, b = point_a[k][m], point_b[k][m]
                 sa, sb = samples_a[key][m], samples_b[key][m]
                 sample_diffs = np.abs(sb - sa)
-                p = _compute_p_value(sample_diffs - sample_diffs.mean(), abs(a - b))
+                p = library.paired_p_value(sample_diffs - sample_diffs.mean(), abs(a - b))
                 low, high = np.percentile(sb - sa, [2.5, 97.5])
                 block[m] = MetricComparison(a, b, b - a, (float(low), float(high)), float(p))
             blocks.append(block)
-        return PairedComparison(blocks[0], blocks[1], len(refs), n_samples, seed,
-                                self._signatures(n_samples, seed))
+        return PairedComparison(
+            blocks[0], blocks[1], len(refs), n_samples, seed, self._signatures(n_samples, seed)
+        )
 
     # ------------------------------------------------------------------------------- internals
     def _score_documents(self, hyps: list[str], refs: list[tuple[str, ...]]) -> _Scored:
@@ -301,34 +371,37 @@ class CorpusScorer:
                         scores = self._rouge.score(ref, hyp)  # rouge-score: target first
                         row += [scores[t].fmeasure for t in plain_types]
                     if self._lsum is not None:
-                        row.append(self._lsum.score(lsum_text(ref, self.config),
-                                                    hyp_lsum)["rougeLsum"].fmeasure)
+                        row.append(
+                            self._lsum.score(lsum_text(ref, self.config), hyp_lsum)[
+                                "rougeLsum"
+                            ].fmeasure
+                        )
                     per_ref.append(row)
                 first[i] = per_ref[0]
                 if by_rouge1:
                     best[i] = per_ref[_argmax([row[0] for row in per_ref])]
                 else:  # RougeScorer.score_multi: per type, the first reference with max F1
-                    best[i] = [per_ref[_argmax([row[j] for row in per_ref])][j]
-                               for j in range(r)]
+                    best[i] = [per_ref[_argmax([row[j] for row in per_ref])][j] for j in range(r)]
         stats = {}
         if self._sacre:
             first_stream = [[doc_refs[0] for doc_refs in refs]]
             all_streams = reference_streams(refs)
             for key, metric in self._sacre.items():
                 streams = all_streams if key.endswith("_max_ref") else first_stream
-                stats[key] = metric._extract_corpus_statistics(hyps, streams)
+                stats[key] = library.corpus_statistics(metric, hyps, streams)
         return _Scored(first, best, stats, sum(1 for h in hyps if not h.strip()))
 
     def _corpus_values(self, scored: _Scored) -> tuple[dict[str, float], dict[str, float]]:
         first: dict[str, float] = {}
         best: dict[str, float] = {}
-        for out, suffix, rouge in ((first, "", scored.rouge_first),
-                                   (best, "_max_ref", scored.rouge_best)):
+        for out, suffix, rouge in (
+            (first, "", scored.rouge_first),
+            (best, "_max_ref", scored.rouge_best),
+        ):
             for m in self.metrics:
                 if m in SACREBLEU_METRICS:
                     key = m + suffix
-                    out[m] = float(self._sacre[key]._aggregate_and_compute(scored.stats[key])
-                                   .score)
+                    out[m] = library.aggregate_score(self._sacre[key], scored.stats[key])
                 else:
                     out[m] = 100 * float(np.mean(rouge[:, self.rouge_types.index(m)]))
         return first, best
@@ -336,8 +409,10 @@ class CorpusScorer:
     def _resampled(self, scored: _Scored, idx: np.ndarray) -> dict[str, dict[str, np.ndarray]]:
         """Corpus scores (x100) of every resample: ``{"metrics": {m: (B,)}, ...}``."""
         out: dict[str, dict[str, np.ndarray]] = {"metrics": {}, "metrics_max_ref": {}}
-        for key, suffix, rouge in (("metrics", "", scored.rouge_first),
-                                   ("metrics_max_ref", "_max_ref", scored.rouge_best)):
+        for key, suffix, rouge in (
+            ("metrics", "", scored.rouge_first),
+            ("metrics_max_ref", "_max_ref", scored.rouge_best),
+        ):
             if self.rouge_types:
                 means = _resampled_means(rouge, idx)
                 for j, m in enumerate(self.rouge_types):
@@ -347,25 +422,29 @@ class CorpusScorer:
                     metric = self._sacre[m + suffix]
                     # As sacrebleu.significance._bootstrap_resample: float32 stats, summed.
                     stats = np.array(scored.stats[m + suffix], dtype="float32")
-                    out[key][m] = np.array([metric._compute_score_from_stats(stats[s].sum(0))
-                                            .score for s in idx])
+                    out[key][m] = np.array(
+                        [library.score_from_statistics(metric, stats[s].sum(0)) for s in idx]
+                    )
         return out
 
-    def _document_rows(self, scored: _Scored, hyps: list[str], refs: list[tuple[str, ...]]
-                       ) -> list[dict[str, Any]]:
+    def _document_rows(
+        self, scored: _Scored, hyps: list[str], refs: list[tuple[str, ...]]
+    ) -> list[dict[str, Any]]:
         rows = []
         for i, doc_refs in enumerate(refs):
-            row: dict[str, Any] = {"index": i, "n_references": len(doc_refs),
-                                   "empty_prediction": not hyps[i].strip()}
+            row: dict[str, Any] = {
+                "index": i,
+                "n_references": len(doc_refs),
+                "empty_prediction": not hyps[i].strip(),
+            }
             for suffix, rouge in (("", scored.rouge_first), ("_max_ref", scored.rouge_best)):
                 for m in self.metrics:
                     if m == "bleu":
                         stats = scored.stats["bleu" + suffix][i]
-                        value = self._bleu_sentence._compute_score_from_stats(stats).score
+                        value = library.score_from_statistics(self._bleu_sentence, stats)
                     elif m == "chrf":
                         stats = scored.stats["chrf" + suffix][i]
-                        value = self._sacre["chrf" + suffix]._compute_score_from_stats(
-                            stats).score
+                        value = library.score_from_statistics(self._sacre["chrf" + suffix], stats)
                     else:
                         value = 100 * float(rouge[i, self.rouge_types.index(m)])
                     row[m + suffix] = float(value)
@@ -380,21 +459,26 @@ class CorpusScorer:
             metric.seed = str(seed).lower() if n_bootstrap > 1 else None
             out[key] = str(metric.get_signature())
         if self.rouge_types:
-            out["rouge"] = (f"{self.config.signature()}|max_ref:{self.max_ref}"
-                            f"|mean_f1_x100")
+            out["rouge"] = f"{self.config.signature()}|max_ref:{self.max_ref}|mean_f1_x100"
         return out
 
 
 @functools.lru_cache(maxsize=8)
-def _cached_scorer(metrics: tuple[str, ...], config: MetricConfig, max_ref: str
-                   ) -> CorpusScorer:
+def _cached_scorer(metrics: tuple[str, ...], config: MetricConfig, max_ref: str) -> CorpusScorer:
     return CorpusScorer(metrics, config, max_ref)
 
 
-def score_corpus(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], *,
-                 metrics: Sequence[str] = CORPUS_METRICS, config: MetricConfig | None = None,
-                 max_ref: str = "per_metric", per_document: bool = False, bootstrap: int = 0,
-                 seed: int | None = DEFAULT_SEED) -> CorpusScores:
+def score_corpus(
+    hypotheses: Sequence[str],
+    references: Sequence[str | Sequence[str]],
+    *,
+    metrics: Sequence[str] = CORPUS_METRICS,
+    config: MetricConfig | None = None,
+    max_ref: str = "per_metric",
+    per_document: bool = False,
+    bootstrap: int = 0,
+    seed: int | None = DEFAULT_SEED,
+) -> CorpusScores:
     """Corpus BLEU/chrF/ROUGE of ``hypotheses`` against ``references``, both protocols (x100).
 
     ``references[i]`` is the reference (a string) or the references (a list of strings) of
@@ -402,40 +486,55 @@ def score_corpus(hypotheses: Sequence[str], references: Sequence[str | Sequence[
     ``bootstrap=N`` adds 95% confidence intervals from ``N`` seeded resamples.
     """
     scorer = _cached_scorer(_metric_tuple(metrics), config or MetricConfig(), max_ref)
-    return scorer.score(hypotheses, references, per_document=per_document, bootstrap=bootstrap,
-                        seed=seed)
+    return scorer.score(
+        hypotheses, references, per_document=per_document, bootstrap=bootstrap, seed=seed
+    )
 
 
-def paired_comparison(hypotheses_a: Sequence[str], hypotheses_b: Sequence[str],
-                      references: Sequence[str | Sequence[str]], *,
-                      metrics: Sequence[str] = CORPUS_METRICS,
-                      config: MetricConfig | None = None, max_ref: str = "per_metric",
-                      n_samples: int = 1000, seed: int | None = DEFAULT_SEED
-                      ) -> PairedComparison:
+def paired_comparison(
+    hypotheses_a: Sequence[str],
+    hypotheses_b: Sequence[str],
+    references: Sequence[str | Sequence[str]],
+    *,
+    metrics: Sequence[str] = CORPUS_METRICS,
+    config: MetricConfig | None = None,
+    max_ref: str = "per_metric",
+    n_samples: int = 1000,
+    seed: int | None = DEFAULT_SEED,
+) -> PairedComparison:
     """Paired bootstrap test of system B against system A on the same references: per metric
     and protocol, both scores, ``b - a``, its 95% interval and sacrebleu's p-value."""
     scorer = _cached_scorer(_metric_tuple(metrics), config or MetricConfig(), max_ref)
     return scorer.compare(hypotheses_a, hypotheses_b, references, n_samples=n_samples, seed=seed)
 
 
-def normalize_inputs(hypotheses: Sequence[str], references: Sequence[str | Sequence[str]],
-                     name: str = "hypotheses") -> tuple[list[str], list[tuple[str, ...]]]:
+def normalize_inputs(
+    hypotheses: Sequence[str], references: Sequence[str | Sequence[str]], name: str = "hypotheses"
+) -> tuple[list[str], list[tuple[str, ...]]]:
     """Check the inputs and return ``(hypotheses, references as a tuple per document)``."""
     if isinstance(hypotheses, str) or not isinstance(hypotheses, Sequence):
         raise TypeError(f"{name}: expected a list of strings, got {type(hypotheses).__name__}")
     if isinstance(references, str) or not isinstance(references, Sequence):
-        raise TypeError(f"references: expected a list with one entry per hypothesis, "
-                        f"got {type(references).__name__}")
+        raise TypeError(
+            f"references: expected a list with one entry per hypothesis, "
+            f"got {type(references).__name__}"
+        )
     if not hypotheses:
         raise ValueError(f"{name}: expected at least one hypothesis, got an empty list")
     if len(references) != len(hypotheses):
         hint = ""
-        if references and all(not isinstance(s, str) and isinstance(s, Sequence)
-                              and len(s) == len(hypotheses) for s in references):
-            hint = ("; this looks like sacrebleu-style reference streams: pass one list of "
-                    "references per document instead")
-        raise ValueError(f"references: expected one entry per hypothesis ({len(hypotheses)}), "
-                         f"got {len(references)}{hint}")
+        if references and all(
+            not isinstance(s, str) and isinstance(s, Sequence) and len(s) == len(hypotheses)
+            for s in references
+        ):
+            hint = (
+                "; this looks like sacrebleu-style reference streams: pass one list of "
+                "references per document instead"
+            )
+        raise ValueError(
+            f"references: expected one entry per hypothesis ({len(hypotheses)}), "
+            f"got {len(references)}{hint}"
+        )
     refs = []
     for i, (hyp, entry) in enumerate(zip(hypotheses, references)):
         doc_refs = (entry,) if isinstance(entry, str) else entry
@@ -479,5 +578,5 @@ def _resampled_means(values: np.ndarray, idx: np.ndarray) -> np.ndarray:
     out = np.empty((idx.shape[0], values.shape[1]))
     chunk = max(1, (1 << 22) // max(1, values.size))
     for start in range(0, idx.shape[0], chunk):
-        out[start:start + chunk] = values[idx[start:start + chunk]].mean(axis=1)
+        out[start : start + chunk] = values[idx[start : start + chunk]].mean(axis=1)
     return out

@@ -103,18 +103,23 @@ class _Layer(nn.Module):
         self.ln2 = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
         act = {"gelu": nn.GELU(), "gelu_tanh": nn.GELU(approximate="tanh"), "relu": nn.ReLU()}
         if cfg.activation not in act:
-            raise ValueError(f"QNetConfig.activation: expected one of {sorted(act)}, "
-                             f"got {cfg.activation!r}")
-        self.ff = nn.Sequential(nn.Linear(cfg.d_model, cfg.d_ff), act[cfg.activation],
-                                nn.Linear(cfg.d_ff, cfg.d_model))
+            raise ValueError(
+                f"QNetConfig.activation: expected one of {sorted(act)}, got {cfg.activation!r}"
+            )
+        self.ff = nn.Sequential(
+            nn.Linear(cfg.d_model, cfg.d_ff), act[cfg.activation], nn.Linear(cfg.d_ff, cfg.d_model)
+        )
         self.drop = nn.Dropout(cfg.dropout)
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         b, n, d = x.shape
         q, k, v = self.qkv(x if self.post_ln else self.ln1(x)).split(d, dim=-1)
         shape = (b, n, self.n_heads, d // self.n_heads)
-        return (q.view(shape).transpose(1, 2), k.view(shape).transpose(1, 2),
-                v.view(shape).transpose(1, 2))  # each (B, H, N, Dh)
+        return (
+            q.view(shape).transpose(1, 2),
+            k.view(shape).transpose(1, 2),
+            v.view(shape).transpose(1, 2),
+        )  # each (B, H, N, Dh)
 
     def _finish(self, x: Tensor, att: Tensor) -> Tensor:
         b, h, n, dh = att.shape
@@ -131,8 +136,9 @@ class _Layer(nn.Module):
         att = F.scaled_dot_product_attention(q, k, v, attn_mask=mask)
         return self._finish(x, att), k, v
 
-    def attend(self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor
-               ) -> tuple[Tensor, Tensor, Tensor]:
+    def attend(
+        self, x: Tensor, keys: Tensor, values: Tensor, mask: Tensor
+    ) -> tuple[Tensor, Tensor, Tensor]:
         """New positions ``x`` (B, n, D) attending to cached keys/values plus themselves."""
         q, k, v = self._heads(x)
         keys, values = torch.cat([keys, k], dim=2), torch.cat([values, v], dim=2)
@@ -164,8 +170,9 @@ class QNetwork(nn.Module):
         if not cfg.action_token_ids:
             raise ValueError("QNetConfig.action_token_ids: expected the env's action token ids")
         if cfg.d_model % cfg.n_heads:
-            raise ValueError(f"QNetConfig.d_model={cfg.d_model} must be divisible by "
-                             f"n_heads={cfg.n_heads}")
+            raise ValueError(
+                f"QNetConfig.d_model={cfg.d_model} must be divisible by n_heads={cfg.n_heads}"
+            )
         self.cfg = cfg
         self.embed = nn.Embedding(cfg.vocab_size, cfg.d_model)
         self.src_pos = nn.Embedding(cfg.max_source_tokens, cfg.d_model)
@@ -174,23 +181,24 @@ class QNetwork(nn.Module):
         self.emb_ln = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps) if cfg.post_ln else nn.Identity()
         self.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.n_layers))
         self.ln_out = nn.LayerNorm(cfg.d_model, eps=cfg.ln_eps)
-        self.register_buffer("action_tokens", torch.tensor(cfg.action_token_ids),
-                             persistent=False)
+        self.register_buffer("action_tokens", torch.tensor(cfg.action_token_ids), persistent=False)
         self.q_bias = nn.Parameter(torch.zeros(len(cfg.action_token_ids)))
         if cfg.head not in ("soft", "dueling", "plain"):
-            raise ValueError(f"QNetConfig.head: expected 'soft', 'dueling' or 'plain', "
-                             f"got {cfg.head!r}")
+            raise ValueError(
+                f"QNetConfig.head: expected 'soft', 'dueling' or 'plain', got {cfg.head!r}"
+            )
         self.value = nn.Linear(cfg.d_model, 1) if cfg.head != "plain" else None
         if cfg.copy and cfg.head != "soft":
-            raise ValueError(f"QNetConfig.copy needs head='soft' (a mixture of probabilities), "
-                             f"got head={cfg.head!r}")
+            raise ValueError(
+                f"QNetConfig.copy needs head='soft' (a mixture of probabilities), "
+                f"got head={cfg.head!r}"
+            )
         if cfg.copy:
             self.copy_query = nn.Linear(cfg.d_model, cfg.d_model)
             self.copy_key = nn.Linear(cfg.d_model, cfg.d_model)
             self.copy_gate = nn.Linear(cfg.d_model, 1)
             to_action = torch.full((cfg.vocab_size,), -1, dtype=torch.long)
-            to_action[torch.tensor(cfg.action_token_ids)] = torch.arange(
-                len(cfg.action_token_ids))
+            to_action[torch.tensor(cfg.action_token_ids)] = torch.arange(len(cfg.action_token_ids))
             self.register_buffer("token_to_action", to_action, persistent=False)
             if cfg.copy_features:
                 # A prior for copying spans (learned from there): a continuation gets
@@ -214,8 +222,7 @@ class QNetwork(nn.Module):
     def _embed_source(self, source: Tensor) -> Tensor:
         s = source.shape[1]
         if s > self.cfg.max_source_tokens:
-            raise ValueError(f"source: {s} tokens > max_source_tokens="
-                             f"{self.cfg.max_source_tokens}")
+            raise ValueError(f"source: {s} tokens > max_source_tokens={self.cfg.max_source_tokens}")
         pos = torch.arange(s, device=source.device)
         return self.emb_ln(self.embed(source) + self.src_pos(pos) + self.segment.weight[0])
 
@@ -223,13 +230,15 @@ class QNetwork(nn.Module):
         """``tokens`` (B, n) at target positions ``start..start+n-1`` (0 = the separator)."""
         n = tokens.shape[1]
         if start + n > self.cfg.max_new_tokens + 1:
-            raise ValueError(f"generated: {start + n - 1} tokens > max_new_tokens="
-                             f"{self.cfg.max_new_tokens}")
+            raise ValueError(
+                f"generated: {start + n - 1} tokens > max_new_tokens={self.cfg.max_new_tokens}"
+            )
         pos = torch.arange(start, start + n, device=tokens.device)
         return self.emb_ln(self.embed(tokens) + self.tgt_pos(pos) + self.segment.weight[1])
 
-    def _copy_source(self, source: Tensor, source_mask: Tensor, src_h: Tensor
-                      ) -> tuple[Tensor, Tensor]:
+    def _copy_source(
+        self, source: Tensor, source_mask: Tensor, src_h: Tensor
+    ) -> tuple[Tensor, Tensor]:
         """Pointer keys (B, S, D) and action indices (B, S; -1 = not an action) of a source."""
         index = self.token_to_action[source].masked_fill(~source_mask, -1)
         return self.copy_key(self.ln_out(src_h)), index
@@ -244,14 +253,22 @@ class QNetwork(nn.Module):
         before2 = torch.cat([pad, pad, source[:, :-2]], 1)[:, : source.shape[1]]
         real = (prev != self.cfg.sep_id)[:, :, None]
         cont = (before[:, None, :] == prev[:, :, None]) & real
-        cont2 = cont & (before2[:, None, :] == prev2[:, :, None]) & \
-            (prev2 != self.cfg.sep_id)[:, :, None]
+        cont2 = (
+            cont
+            & (before2[:, None, :] == prev2[:, :, None])
+            & (prev2 != self.cfg.sep_id)[:, :, None]
+        )
         repeat = (source[:, None, :] == prev[:, :, None]) & real
         w = self.copy_match
         return w[0] * cont.float() + w[1] * cont2.float() + w[2] * repeat.float()
 
-    def head(self, h: Tensor, copy_keys: Tensor | None = None,
-             copy_index: Tensor | None = None, match_bias: Tensor | None = None) -> Tensor:
+    def head(
+        self,
+        h: Tensor,
+        copy_keys: Tensor | None = None,
+        copy_index: Tensor | None = None,
+        match_bias: Tensor | None = None,
+    ) -> Tensor:
         """Q-values (B, T, A) from target hidden states (B, T, D) (and the pointer's source,
         with ``match_bias`` (B, T, S) added to its scores)."""
         h = self.ln_out(h)
@@ -266,10 +283,12 @@ class QNetwork(nn.Module):
             scores = scores.masked_fill(~valid[:, None, :], torch.finfo(scores.dtype).min)
             attn = torch.softmax(scores, -1) * valid[:, None, :]  # zero if no copyable token
             copy = torch.zeros_like(logits).scatter_add_(
-                -1, copy_index.clamp(min=0)[:, None, :].expand_as(attn), attn)  # (B, T, A)
+                -1, copy_index.clamp(min=0)[:, None, :].expand_as(attn), attn
+            )  # (B, T, A)
             gate = torch.sigmoid(self.copy_gate(h))  # (B, T, 1)
-            log_pi = torch.logaddexp(torch.log1p(-gate + 1e-6) + F.log_softmax(logits, -1),
-                                     torch.log(gate * copy + 1e-9))
+            log_pi = torch.logaddexp(
+                torch.log1p(-gate + 1e-6) + F.log_softmax(logits, -1), torch.log(gate * copy + 1e-9)
+            )
             return self.value(h) + self.cfg.tau * log_pi
         if self.cfg.head == "soft":
             return self.value(h) + self.cfg.tau * F.log_softmax(logits, dim=-1)
@@ -290,11 +309,13 @@ class QNetwork(nn.Module):
         b, s = source.shape
         t = generated.shape[1]
         sep = torch.full((b, 1), self.cfg.sep_id, dtype=generated.dtype, device=generated.device)
-        x = torch.cat([self._embed_source(source),
-                       self._embed_target(torch.cat([sep, generated], 1), 0)], 1)  # (B, S+T+1, D)
+        x = torch.cat(
+            [self._embed_source(source), self._embed_target(torch.cat([sep, generated], 1), 0)], 1
+        )  # (B, S+T+1, D)
         n = s + t + 1
-        see_source = torch.cat([source_mask, torch.zeros(b, t + 1, dtype=torch.bool,
-                                                         device=source.device)], 1)  # (B, N)
+        see_source = torch.cat(
+            [source_mask, torch.zeros(b, t + 1, dtype=torch.bool, device=source.device)], 1
+        )  # (B, N)
         causal = torch.ones(t + 1, t + 1, dtype=torch.bool, device=source.device).tril()
         mask = see_source[:, None, :].expand(b, n, n).clone()  # (B, N, N)
         mask[:, s:, s:] = causal
@@ -315,8 +336,9 @@ class QNetwork(nn.Module):
 
     # -- acting with a cache ----------------------------------------------------------------
 
-    def source_states(self, source: Tensor, source_mask: Tensor
-                      ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
+    def source_states(
+        self, source: Tensor, source_mask: Tensor
+    ) -> tuple[Tensor, list[Tensor], list[Tensor]]:
         """Final source states (B, S, D) and each layer's keys and values."""
         b, s = source.shape
         x = self._embed_source(source)
@@ -340,8 +362,9 @@ class QNetwork(nn.Module):
         if self.cfg.copy:
             cache.copy_keys, cache.copy_index = self._copy_source(source, source_mask, x)
             cache.source = source
-            cache.history = torch.full((b, 2), self.cfg.sep_id, dtype=torch.long,
-                                       device=source.device)
+            cache.history = torch.full(
+                (b, 2), self.cfg.sep_id, dtype=torch.long, device=source.device
+            )
         return cache
 
     @torch.no_grad()
@@ -355,12 +378,14 @@ class QNetwork(nn.Module):
         if last_tokens is None:
             if cache.steps:
                 raise ValueError("step: last_tokens is required after the first step")
-            last_tokens = torch.full((b,), self.cfg.sep_id, dtype=torch.long,
-                                     device=cache.key_mask.device)
+            last_tokens = torch.full(
+                (b,), self.cfg.sep_id, dtype=torch.long, device=cache.key_mask.device
+            )
         x = self._embed_target(last_tokens.view(b, 1).long(), cache.steps)  # (B, 1, D)
         n_prev = cache.steps
-        see = torch.cat([cache.key_mask,
-                         torch.ones(b, n_prev + 1, dtype=torch.bool, device=x.device)], 1)
+        see = torch.cat(
+            [cache.key_mask, torch.ones(b, n_prev + 1, dtype=torch.bool, device=x.device)], 1
+        )
         mask = see[:, None, None, :]  # (B, 1, 1, S + n_prev + 1)
         for i, layer in enumerate(self.layers):
             keys, values = cache.keys[i], cache.values[i]
@@ -384,9 +409,16 @@ class QNetwork(nn.Module):
 
     def select(self, cache: SourceCache, rows: Tensor) -> SourceCache:
         """The cache restricted to batch ``rows`` (e.g. to drop finished episodes)."""
-        pick = (lambda t: None if t is None else t[rows])  # noqa: E731
-        return SourceCache([k[rows] for k in cache.keys], [v[rows] for v in cache.values],
-                           cache.key_mask[rows], pick(cache.copy_keys), pick(cache.copy_index),
-                           pick(cache.source), pick(cache.history),
-                           [k[rows] for k in cache.target_keys],
-                           [v[rows] for v in cache.target_values], cache.steps)
+        pick = lambda t: None if t is None else t[rows]  # noqa: E731
+        return SourceCache(
+            [k[rows] for k in cache.keys],
+            [v[rows] for v in cache.values],
+            cache.key_mask[rows],
+            pick(cache.copy_keys),
+            pick(cache.copy_index),
+            pick(cache.source),
+            pick(cache.history),
+            [k[rows] for k in cache.target_keys],
+            [v[rows] for v in cache.target_values],
+            cache.steps,
+        )

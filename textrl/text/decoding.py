@@ -11,26 +11,12 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from textrl.envs.summarize import SummarizeEnv
 from torch import Tensor
 
-from textrl.dqn import greedy_actions, masked_q
-from textrl.qnetwork import QNetwork
-from textrl.replay import stack_padded
-
-try:  # the env module lives in envs/, installed as textrl.envs
-    from textrl.envs.summarize import SummarizeEnv
-except ImportError:  # pragma: no cover - only when running from an uninstalled tree
-    SummarizeEnv = object  # type: ignore[assignment,misc]
-
-
-def pad_sources(sources: Sequence[np.ndarray], pad_id: int, device: str | torch.device = "cpu"
-                ) -> tuple[Tensor, Tensor]:
-    """(B, S) long token ids padded with ``pad_id`` and (B, S) bool mask of real tokens."""
-    out, lengths = stack_padded(sources, pad_id, np.int64)
-    if out.shape[1] == 0:  # only empty sources: keep one (masked) column
-        out = np.full((len(sources), 1), pad_id, dtype=np.int64)
-    mask = np.arange(out.shape[1])[None, :] < lengths[:, None]
-    return torch.from_numpy(out).to(device), torch.from_numpy(mask).to(device)
+from textrl.dqn.policy import greedy_actions, masked_q
+from textrl.text.batches import pad_sources
+from textrl.text.qnetwork import QNetwork
 
 
 class TextAgent:
@@ -52,8 +38,13 @@ class TextAgent:
         return ids, smask, amask
 
     @torch.no_grad()
-    def generate(self, documents: Sequence[str], beam: int = 1, batch_size: int = 64,
-                 no_repeat_ngram: int = 0) -> list[str]:
+    def generate(
+        self,
+        documents: Sequence[str],
+        beam: int = 1,
+        batch_size: int = 64,
+        no_repeat_ngram: int = 0,
+    ) -> list[str]:
         """Summaries of ``documents``: greedy (``beam=1``) or beam search over Q-values.
 
         ``no_repeat_ngram=n`` (greedy only) forbids emitting a token that would repeat an n-gram
@@ -67,7 +58,7 @@ class TextAgent:
         out: list[str] = []
         try:
             for start in range(0, len(documents), batch_size):
-                chunk = list(documents[start:start + batch_size])
+                chunk = list(documents[start : start + batch_size])
                 if beam <= 1:
                     actions = self._greedy(*self.prepare(chunk), no_repeat_ngram)
                 else:
@@ -86,8 +77,9 @@ class TextAgent:
             ids.append(int(self.env.action_token_ids[a]))
         return self.env.tokenizer.decode(ids)
 
-    def _greedy(self, source: Tensor, smask: Tensor, amask: Tensor, no_repeat_ngram: int = 0
-                ) -> list[list[int]]:
+    def _greedy(
+        self, source: Tensor, smask: Tensor, amask: Tensor, no_repeat_ngram: int = 0
+    ) -> list[list[int]]:
         b = source.shape[0]
         cache = self.net.encode_source(source, smask)
         q = self.net.step(cache)
@@ -100,7 +92,7 @@ class TextAgent:
             if n > 0:
                 step_mask = amask.clone()
                 for i in range(b):
-                    banned = seen[i].get(tuple(actions[i][len(actions[i]) - n + 1:]), ())
+                    banned = seen[i].get(tuple(actions[i][len(actions[i]) - n + 1 :]), ())
                     if len(actions[i]) >= n - 1 and banned:
                         step_mask[i, list(banned)] = False
                 step_mask[:, self.eos_action] = True
@@ -116,8 +108,7 @@ class TextAgent:
             q = self.net.step(cache, self.action_tokens[a])
         return actions
 
-    def _beam(self, source: Tensor, smask: Tensor, amask: Tensor, width: int
-              ) -> list[list[int]]:
+    def _beam(self, source: Tensor, smask: Tensor, amask: Tensor, width: int) -> list[list[int]]:
         """Beam search for one document; a hypothesis' score is the Q-value of its last action
         (Q estimates the whole continuation), and a finished one is ranked by the Q of its
         end-of-sequence action."""

@@ -1,18 +1,21 @@
-"""The ``textrl`` command line: one sub-command per job, each defined next to its code.
+"""The ``textrl`` command line: one sub-command per job.
 
-Each module in :data:`COMMAND_MODULES` has ``register(subparsers)``, which adds its
-sub-commands with ``set_defaults(func=...)``; ``func(args)`` returns the exit code. Modules keep
-heavy imports (torch, datasets) inside their functions so ``textrl --help`` stays fast.
+- ``textrl score`` (:mod:`textrl.cli.score`): score predictions against references.
+- ``textrl train`` (:mod:`textrl.cli.train`): the text agent, or classic DQN with ``--env ID``.
+- ``textrl eval`` and ``textrl generate`` (:mod:`textrl.cli.evaluate`): use a trained run.
+
+Each module has ``register(subparsers)``, which adds its sub-commands with
+``set_defaults(func=...)``; ``func(args)`` returns the exit code. Registering imports only
+settings and argparse, never torch: ``textrl --help`` and ``textrl score`` run without it.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import sys
 
-COMMAND_MODULES = ("textrl.score_cli", "textrl.agent_cli")
+COMMAND_MODULES = ("textrl.cli.score", "textrl.cli.train", "textrl.cli.evaluate")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -21,12 +24,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="textrl",
         description="Token-level reinforcement learning for text generation: train a DQN "
-        "summariser, evaluate it, and score generations with exact BLEU/ROUGE.")
+        "summariser, evaluate it, and score generations with exact BLEU/ROUGE.",
+    )
     parser.add_argument("--version", action="version", version=f"textrl {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
-        if importlib.util.find_spec(name) is not None:
-            importlib.import_module(name).register(sub)
+        importlib.import_module(name).register(sub)
     return parser
 
 
@@ -42,7 +45,3 @@ def main(argv: list[str] | None = None) -> int:
         # Errors of input carry a message naming the field; show it without a traceback.
         print(f"textrl {args.command}: error: {exc}", file=sys.stderr)
         return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -21,13 +21,13 @@ Two kinds of summaries can be demonstrated (``demo_source``):
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
 
 import numpy as np
+from textrl.envs.summarize import SummarizeEnv
 
 from textrl.data import Example
-from textrl.envs.summarize import SummarizeEnv
-from textrl.metrics import SentenceScorer, split_sentences
+from textrl.dqn.episode_replay import Episode
+from textrl.scoring.sentence import SentenceScorer, split_sentences
 
 DEMO_SOURCES = ("references", "oracle", "both")
 
@@ -40,8 +40,9 @@ def oracle_sentence(example: Example, scorer: SentenceScorer, reward) -> str:
     return sentences[int(np.argmax(values))]
 
 
-def demo_summaries(examples: Sequence[Example], demo_source: str, scorer: SentenceScorer,
-                   reward) -> list[list[str]]:
+def demo_summaries(
+    examples: Sequence[Example], demo_source: str, scorer: SentenceScorer, reward
+) -> list[list[str]]:
     """The summaries demonstrated for each example under ``demo_source``."""
     if demo_source not in DEMO_SOURCES:
         raise ValueError(f"demo_source: expected one of {DEMO_SOURCES}, got {demo_source!r}")
@@ -56,34 +57,41 @@ def demo_summaries(examples: Sequence[Example], demo_source: str, scorer: Senten
     return out
 
 
-def demonstrations(env: SummarizeEnv, demo_env: SummarizeEnv,
-                   demo_source: str = "references") -> list[dict[str, Any]]:
+def demonstrations(
+    env: SummarizeEnv, demo_env: SummarizeEnv, demo_source: str = "references"
+) -> list[Episode]:
     """Expert episodes for every example of ``env`` with ``demo_env``'s rewards.
 
     ``demo_env`` must read the same data as ``env`` with ``action_mask="none"`` (a demonstration
-    may use tokens outside the episode's mask). Each episode is a dict with ``source``,
-    ``tokens`` (token ids), ``actions``, ``rewards``, ``terminated`` and ``allowed`` (the legal
-    actions: the mask plus the episode's own actions).
+    may use tokens outside the episode's mask). Each is an :class:`Episode` with
+    ``is_demo=True`` whose ``allowed`` actions are the episode's mask plus its own actions.
+    Tokens that no action emits (e.g. unknown) are dropped; summaries are cut to
+    ``max_new_tokens`` and end with end-of-sequence when shorter.
     """
     scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
     summaries = demo_summaries(env.examples, demo_source, scorer, env.reward_spec)
-    tok = env.tokenizer
     out = []
     for index, (example, texts) in enumerate(zip(env.examples, summaries)):
         source, mask = env.source_and_mask(example.document, example.references)
         for text in texts:
-            ids = [t for t in tok.encode(text) if t in env._token_to_action]
-            actions = [env._token_to_action[t] for t in ids][: env.max_new_tokens]
+            emitted = (env.action_for_token(t) for t in env.tokenizer.encode(text))
+            actions = [a for a in emitted if a is not None][: env.max_new_tokens]
             if len(actions) < env.max_new_tokens:
                 actions.append(env.eos_action)
             demo_env.reset(options={"index": index})
-            rewards = []
-            for a in actions:
-                _, r, _, _, _ = demo_env.step(a)
-                rewards.append(r)
+            rewards = [demo_env.step(a)[1] for a in actions]
             allowed = np.union1d(np.flatnonzero(mask), actions).astype(np.int32)
-            # Truncated demonstrations are stored as terminal, like the agent's (see _collect).
-            out.append({"source": source, "tokens": env.action_token_ids[actions],
-                        "actions": np.asarray(actions), "rewards": np.asarray(rewards),
-                        "terminated": True, "allowed": allowed})
+            # Truncated demonstrations are terminal, like the agent's episodes (acting.py).
+            # Rewards stay float64 here (the warm start's returns-to-go); replay keeps float32.
+            out.append(
+                Episode(
+                    source.astype(np.int32),
+                    env.action_token_ids[actions].astype(np.int32),
+                    np.asarray(actions, dtype=np.int32),
+                    np.asarray(rewards, dtype=np.float64),
+                    terminated=True,
+                    is_demo=True,
+                    allowed=allowed,
+                )
+            )
     return out

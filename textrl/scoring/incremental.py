@@ -2,7 +2,8 @@
 
 :class:`IncrementalScorer` holds one example's references and the current hypothesis text. Each
 ``update(text)`` returns every metric of ``text`` with exactly the values
-:class:`textrl.metrics.SentenceScorer` (that is, rouge-score and sacrebleu) gives for ``text``,
+:class:`textrl.scoring.sentence.SentenceScorer` (that is, rouge-score and sacrebleu) gives for
+``text``,
 but updated from the previous text instead of re-scored:
 
 - The metric tokens of the new text are compared with the old ones; only the changed tail is
@@ -20,23 +21,21 @@ but updated from the previous text instead of re-scored:
   bit-identical, not merely close (the tests compare with ``==``). ROUGE-Lsum (rarely dense)
   calls rouge-score's summary-level LCS on the cached sentence tokens whenever the text changes.
 
-:class:`RewardSpec` turns metric values into one reward: a weighted sum, with BLEU divided by
-100 so every term lies in [0, 1].
+The reward of the environment, a weighted sum of these metrics, is
+:class:`textrl.scoring.reward.RewardSpec`.
 """
 
 from __future__ import annotations
 
 import math
-import re
 from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from rouge_score import rouge_scorer
 from rouge_score.scoring import fmeasure
 from sacrebleu.metrics import BLEU
 
-from textrl.metrics import METRICS, MetricConfig, lsum_text, rouge_tokenize_fn
+from textrl.scoring import library
+from textrl.scoring.sentence import METRICS, MetricConfig, lsum_text, rouge_tokenize_fn
 
 _BLEU_ORDER = 4
 
@@ -75,7 +74,7 @@ class _NgramMatcher:
         for k, n in enumerate(self.orders):
             if i + 1 < n:
                 continue
-            g = tuple(tokens[i + 1 - n:i + 1])
+            g = tuple(tokens[i + 1 - n : i + 1])
             c = self.hyp[g] + 1
             self.hyp[g] = c
             self.total[k] += 1
@@ -88,7 +87,7 @@ class _NgramMatcher:
         for k, n in enumerate(self.orders):
             if i + 1 < n:
                 continue
-            g = tuple(tokens[i + 1 - n:i + 1])
+            g = tuple(tokens[i + 1 - n : i + 1])
             c = self.hyp[g]
             self.hyp[g] = c - 1
             self.total[k] -= 1
@@ -124,7 +123,7 @@ class _LcsRows:
         self.rows.append(row)
 
     def truncate(self, n_tokens: int) -> None:
-        del self.rows[n_tokens + 1:]
+        del self.rows[n_tokens + 1 :]
 
     def lcs(self) -> list[int]:
         return [m - v.bit_count() for m, v in zip(self.lengths, self.rows[-1])]
@@ -137,9 +136,14 @@ class IncrementalScorer:
     config).score(text, references)``: ROUGE F1 in [0, 1], BLEU in sacrebleu's 0-100 scale.
     """
 
-    def __init__(self, references: Sequence[str], metrics: Sequence[str] = METRICS,
-                 config: MetricConfig | None = None, *, _shared: _SharedTools | None = None
-                 ) -> None:
+    def __init__(
+        self,
+        references: Sequence[str],
+        metrics: Sequence[str] = METRICS,
+        config: MetricConfig | None = None,
+        *,
+        _shared: _SharedTools | None = None,
+    ) -> None:
         if isinstance(references, str) or not references:
             raise ValueError(f"references: expected a non-empty list of str, got {references!r}")
         self.metrics = tuple(metrics)
@@ -157,22 +161,25 @@ class IncrementalScorer:
         self._want_rouge_tokens = bool(self._rouge_n) or self._want_l
 
         ref_tokens = [tools.rouge_tokenize(r) for r in self.references]
-        self._ref_ngram_totals = {n: [max(len(t) - n + 1, 0) for t in ref_tokens]
-                                  for n in self._rouge_n}
+        self._ref_ngram_totals = {
+            n: [max(len(t) - n + 1, 0) for t in ref_tokens] for n in self._rouge_n
+        }
         self._rouge = _NgramMatcher(
             [Counter(g for n in self._rouge_n for g in _ngrams(t, n)) for t in ref_tokens],
-            self._rouge_n)
+            self._rouge_n,
+        )
         self._lcs = _LcsRows(ref_tokens) if self._want_l else None
         self._rtokens: list[str] = []
         self._text = ""
 
         if self._want_lsum:
-            self._ref_sents = [[tools.rouge_tokenize(s) for s in lsum_text(r, self.config)
-                                .split("\n") if s] for r in self.references]
+            self._ref_sents = [
+                [tools.rouge_tokenize(s) for s in lsum_text(r, self.config).split("\n") if s]
+                for r in self.references
+            ]
         if self._want_bleu:
             bleu = tools.bleu
-            info = bleu._extract_reference_info(
-                [bleu._preprocess_segment(r) for r in self.references])
+            info = library.bleu_reference_info(bleu, self.references)
             self._ref_lens: list[int] = info["ref_lens"]
             self._bleu = _NgramMatcher([info["ref_ngrams"]], range(1, _BLEU_ORDER + 1))
             self._btokens: list[str] = []
@@ -199,7 +206,7 @@ class IncrementalScorer:
             return self.values
         if self._want_rouge_tokens:
             if text.startswith(self._text) and (not self._text or self._text[-1].isspace()):
-                new = self._rtokens + self._tools.rouge_tokenize(text[len(self._text):])
+                new = self._rtokens + self._tools.rouge_tokenize(text[len(self._text) :])
                 keep = len(self._rtokens)
             else:
                 new = self._tools.rouge_tokenize(text)
@@ -208,10 +215,10 @@ class IncrementalScorer:
         if self._want_bleu:
             bleu = self._tools.bleu
             if self._bleu_extends(text):
-                new = self._btokens + bleu.tokenizer(text[len(self._text):].rstrip()).split()
+                new = self._btokens + bleu.tokenizer(text[len(self._text) :].rstrip()).split()
                 keep = len(self._btokens)
             else:
-                new = bleu._preprocess_segment(text).split()
+                new = library.bleu_preprocess(bleu, text).split()
                 keep = _common_prefix(self._btokens, new)
             self._sync_bleu(new, keep)
         self._text = text
@@ -223,7 +230,7 @@ class IncrementalScorer:
         old = self._text
         if not old or self.config.cjk or not text.startswith(old) or not old[-1].isspace():
             return False
-        tail = old[len(old.rstrip()):]
+        tail = old[len(old.rstrip()) :]
         return "\n" not in tail and "<skipped>" not in text
 
     def _sync_rouge(self, new: list[str], keep: int) -> None:
@@ -272,16 +279,20 @@ class IncrementalScorer:
         if self._want_bleu:
             sys_len = len(self._btokens)
             ref_len = self._tools.bleu._get_closest_ref_len(sys_len, self._ref_lens)
-            out["bleu"] = sentence_bleu_from_stats(self._bleu.overlap[0], self._bleu.total,
-                                                   sys_len, ref_len)
+            out["bleu"] = sentence_bleu_from_stats(
+                self._bleu.overlap[0], self._bleu.total, sys_len, ref_len
+            )
         return {m: out[m] for m in self.metrics}
 
     def _lsum(self) -> float:
-        sents = [self._tools.rouge_tokenize_cached(s)
-                 for s in lsum_text(self._text, self.config).split("\n") if s]
+        sents = [
+            self._tools.rouge_tokenize_cached(s)
+            for s in lsum_text(self._text, self.config).split("\n")
+            if s
+        ]
         best = None
         for ref_sents in self._ref_sents:
-            f = float(rouge_scorer._summary_level_lcs(ref_sents, sents).fmeasure)
+            f = library.summary_level_lcs_f1(ref_sents, sents)
             if best is None or f > best:
                 best = f
         return float(best)
@@ -304,8 +315,9 @@ class _SharedTools:
         return toks
 
 
-def sentence_bleu_from_stats(correct: Sequence[int], total: Sequence[int], sys_len: int,
-                             ref_len: int) -> float:
+def sentence_bleu_from_stats(
+    correct: Sequence[int], total: Sequence[int], sys_len: int, ref_len: int
+) -> float:
     """``sacrebleu.BLEU.compute_bleu(..., smooth_method="exp", effective_order=True).score``.
 
     The same floating-point operations in the same order (so bit-identical; the tests compare
@@ -336,70 +348,9 @@ def _floored_log(p: float) -> float:
 
 
 def _ngrams(tokens: Sequence[str], n: int):
-    return (tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
+    return (tuple(tokens[i : i + n]) for i in range(len(tokens) - n + 1))
 
 
 def shared_tools(config: MetricConfig) -> _SharedTools:
     """One set of tokenizers (with caches) to pass to many :class:`IncrementalScorer`."""
     return _SharedTools(config)
-
-
-# ---------------------------------------------------------------------------------------------
-
-_TERM_RE = re.compile(
-    r"^\s*(?:(?P<w>[0-9]*\.?[0-9]+(?:e-?[0-9]+)?)\s*\*\s*)?(?P<m>[A-Za-z0-9]+)\s*$")
-ALIASES = {"rouge": {"rouge1": 1 / 3, "rouge2": 1 / 3, "rougeL": 1 / 3}}
-
-
-@dataclass(frozen=True)
-class RewardSpec:
-    """A reward as a weighted sum of metrics; BLEU enters divided by 100.
-
-    Parse from ``"rougeL"``, ``"rouge1+rouge2"``, ``"0.5*rouge1 + 0.5*bleu"``, ``"rouge"``
-    (the mean of ROUGE-1, ROUGE-2 and ROUGE-L) or a mapping ``{"rouge1": 0.5, "bleu": 0.5}``.
-    """
-
-    weights: tuple[tuple[str, float], ...]
-
-    @classmethod
-    def parse(cls, spec: str | Mapping[str, float] | RewardSpec) -> RewardSpec:
-        if isinstance(spec, RewardSpec):
-            return spec
-        if isinstance(spec, Mapping):
-            items = list(spec.items())
-        elif isinstance(spec, str) and spec.strip():
-            items = []
-            for term in spec.split("+"):
-                m = _TERM_RE.match(term)
-                if m is None:
-                    raise ValueError(f"reward: cannot parse term {term!r} of {spec!r}; expected "
-                                     f"'metric' or 'weight*metric' with metrics {METRICS}")
-                w = float(m["w"]) if m["w"] else 1.0
-                if m["m"] in ALIASES:
-                    items += [(k, w * v) for k, v in ALIASES[m["m"]].items()]
-                else:
-                    items.append((m["m"], w))
-        else:
-            raise ValueError(f"reward: expected a metric expression or mapping, got {spec!r}")
-        merged: dict[str, float] = {}
-        for name, w in items:
-            if name not in METRICS:
-                raise ValueError(f"reward: unknown metric {name!r}; expected one of {METRICS} "
-                                 f"or {sorted(ALIASES)}")
-            if not isinstance(w, (int, float)) or w != w:
-                raise ValueError(f"reward: weight of {name!r} must be a number, got {w!r}")
-            merged[name] = merged.get(name, 0.0) + float(w)
-        return cls(tuple(merged.items()))
-
-    @property
-    def metrics(self) -> tuple[str, ...]:
-        return tuple(m for m, _ in self.weights)
-
-    def __call__(self, values: Mapping[str, float]) -> float:
-        total = 0.0
-        for m, w in self.weights:
-            total += w * (values[m] / 100.0 if m == "bleu" else values[m])
-        return total
-
-    def __str__(self) -> str:
-        return " + ".join(f"{w:g}*{m}" for m, w in self.weights)

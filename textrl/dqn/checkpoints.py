@@ -1,4 +1,4 @@
-"""A training run's folder: config, atomic checkpoints, metrics, curves, progress bar.
+"""A training run's folder: its config, atomic checkpoints, weight files and the resume rules.
 
 Layout of ``RunDir(path)``::
 
@@ -17,13 +17,18 @@ Layout of ``RunDir(path)``::
 
 A checkpoint is written into ``step-XXXXXXXX.tmp/`` and renamed with ``os.replace``; ``latest``
 is replaced the same way. A crash leaves at most a ``.tmp`` folder, which :meth:`load_latest`
-ignores. Nothing is ever unpickled.
+ignores. Nothing is ever unpickled. Metrics and curves are written by
+:mod:`textrl.dqn.monitoring`.
+
+:func:`open_run` holds the rules every training loop follows: a new run refuses a folder that
+already holds checkpoints; ``resume=True`` continues the newest checkpoint, or starts a new run
+(saying so) when there is none. :func:`network_state` / :func:`load_network_state` are the one
+place that names the ``online.`` and ``target.`` tensors of a checkpoint.
 """
 
 from __future__ import annotations
 
 import json
-import math
 import os
 import random
 import shutil
@@ -34,13 +39,27 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Checkpoint", "MetricsLogger", "ProgressBar", "RunDir", "capture_rng_state",
-           "load_checkpoint", "plot_curves", "read_metrics", "restore_rng_state"]
+__all__ = [
+    "Checkpoint",
+    "RunDir",
+    "capture_rng_state",
+    "load_checkpoint",
+    "load_network_state",
+    "load_weights",
+    "network_state",
+    "open_run",
+    "restore_rng_state",
+    "save_weights",
+    "write_atomic",
+]
+
+NETWORKS = ("online", "target")
 
 _STEP_DIGITS = 8
 
 
-def _write_atomic(path: Path, text: str) -> None:
+def write_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a fsynced temporary file and ``os.replace``."""
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", encoding="utf-8") as f:
         f.write(text)
@@ -79,7 +98,7 @@ class RunDir:
 
     def save_config(self, config: Mapping[str, Any]) -> Path:
         """Write ``config.json`` (atomically)."""
-        _write_atomic(self.config_path, json.dumps(dict(config), indent=2, sort_keys=True))
+        write_atomic(self.config_path, json.dumps(dict(config), indent=2, sort_keys=True))
         return self.config_path
 
     def load_config(self) -> dict[str, Any]:
@@ -87,11 +106,16 @@ class RunDir:
             raise FileNotFoundError(f"run: no config.json in {str(self.path)!r}")
         return json.loads(self.config_path.read_text(encoding="utf-8"))
 
-    def save_checkpoint(self, step: int, model_state: Mapping[str, Any],
-                        extra_tensors: Mapping[str, Any] | None = None,
-                        replay_state: Mapping[str, Any] | None = None,
-                        rng_state: Mapping[str, Any] | None = None,
-                        meta: Mapping[str, Any] | None = None, keep: int = 2) -> Path:
+    def save_checkpoint(
+        self,
+        step: int,
+        model_state: Mapping[str, Any],
+        extra_tensors: Mapping[str, Any] | None = None,
+        replay_state: Mapping[str, Any] | None = None,
+        rng_state: Mapping[str, Any] | None = None,
+        meta: Mapping[str, Any] | None = None,
+        keep: int = 2,
+    ) -> Path:
         """Write checkpoint ``step`` atomically, point ``latest`` at it, keep the last ``keep``.
 
         ``model_state``: flat name -> tensor (safetensors; shared/tied tensors are cloned).
@@ -109,15 +133,18 @@ class RunDir:
         if tmp.exists():
             shutil.rmtree(tmp)
         tmp.mkdir()
-        save_file({k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()},
-                  str(tmp / "model.safetensors"))
+        save_file(
+            {k: v.detach().cpu().contiguous().clone() for k, v in model_state.items()},
+            str(tmp / "model.safetensors"),
+        )
         torch.save(dict(extra_tensors or {}), tmp / "extra.pt")
         if replay_state is not None:
             arrays = replay_state["arrays"]
             bad = [k for k, v in arrays.items() if np.asarray(v).dtype == object]
             if bad:
-                raise TypeError(f"save_checkpoint: replay arrays {bad} have dtype object "
-                                "(would need pickle)")
+                raise TypeError(
+                    f"save_checkpoint: replay arrays {bad} have dtype object (would need pickle)"
+                )
             np.savez(tmp / "replay.npz", **arrays)
             (tmp / "replay.json").write_text(json.dumps(replay_state["meta"]), encoding="utf-8")
         if rng_state is not None:
@@ -132,7 +159,7 @@ class RunDir:
         os.replace(tmp, final)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
-        _write_atomic(self.checkpoint_dir / "latest", name + "\n")
+        write_atomic(self.checkpoint_dir / "latest", name + "\n")
         for old in self.checkpoints()[:-keep] if keep > 0 else []:
             shutil.rmtree(old, ignore_errors=True)
         return final
@@ -141,9 +168,11 @@ class RunDir:
         """Complete checkpoint folders, oldest first (``.tmp``/``.old`` folders are not)."""
         if not self.checkpoint_dir.is_dir():
             return []
-        found = [p for p in self.checkpoint_dir.glob("step-*")  # not .tmp/.old folders
-                 if p.is_dir() and p.name.split("-", 1)[1].isdigit()
-                 and (p / "meta.json").is_file()]
+        found = [
+            p
+            for p in self.checkpoint_dir.glob("step-*")  # not .tmp/.old folders
+            if p.is_dir() and p.name.split("-", 1)[1].isdigit() and (p / "meta.json").is_file()
+        ]
         return sorted(found, key=lambda p: int(p.name.split("-", 1)[1]))
 
     def latest_path(self) -> Path | None:
@@ -175,8 +204,10 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
     if (path / "replay.npz").is_file():
         with np.load(path / "replay.npz", allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-        replay_state = {"arrays": arrays,
-                        "meta": json.loads((path / "replay.json").read_text(encoding="utf-8"))}
+        replay_state = {
+            "arrays": arrays,
+            "meta": json.loads((path / "replay.json").read_text(encoding="utf-8")),
+        }
     rng_state = None
     if (path / "rng.json").is_file():
         rng_state = json.loads((path / "rng.json").read_text(encoding="utf-8"))
@@ -187,8 +218,9 @@ def load_checkpoint(path: str | Path) -> Checkpoint:
 # RNG states as JSON
 
 
-def capture_rng_state(np_rng: np.random.Generator | None = None,
-                      torch_generator: Any = None) -> dict[str, Any]:
+def capture_rng_state(
+    np_rng: np.random.Generator | None = None, torch_generator: Any = None
+) -> dict[str, Any]:
     """Python, numpy (global and ``np_rng``) and torch (global and generator) RNG states."""
     import torch
 
@@ -196,8 +228,11 @@ def capture_rng_state(np_rng: np.random.Generator | None = None,
     legacy = np.random.get_state(legacy=True)
     state: dict[str, Any] = {
         "python": [version, list(internal), gauss],
-        "numpy_global": [legacy[0], legacy[1].tolist(), *(v.item() if hasattr(v, "item") else v
-                                                           for v in legacy[2:])],
+        "numpy_global": [
+            legacy[0],
+            legacy[1].tolist(),
+            *(v.item() if hasattr(v, "item") else v for v in legacy[2:]),
+        ],
         "torch": torch.get_rng_state().tolist(),
     }
     if np_rng is not None:
@@ -207,8 +242,9 @@ def capture_rng_state(np_rng: np.random.Generator | None = None,
     return state
 
 
-def restore_rng_state(state: Mapping[str, Any], np_rng: np.random.Generator | None = None,
-                      torch_generator: Any = None) -> None:
+def restore_rng_state(
+    state: Mapping[str, Any], np_rng: np.random.Generator | None = None, torch_generator: Any = None
+) -> None:
     """Inverse of :func:`capture_rng_state` (``np_rng``/``torch_generator`` set in place)."""
     import torch
 
@@ -224,128 +260,90 @@ def restore_rng_state(state: Mapping[str, Any], np_rng: np.random.Generator | No
 
 
 # --------------------------------------------------------------------------------------------
-# Metrics
+# Networks in checkpoints and weight files
 
 
-class MetricsLogger:
-    """Append scalars to ``metrics.jsonl`` (flushed per line) and mirror them to TensorBoard.
+def network_state(online: Any, target: Any) -> dict[str, Any]:
+    """The flat tensor dict a checkpoint stores for an online and a target network."""
+    state = {f"online.{k}": v for k, v in online.state_dict().items()}
+    state.update({f"target.{k}": v for k, v in target.state_dict().items()})
+    return state
 
-    Lines are appended to an existing file. ``resume_step``: first drop the lines logged after
-    that step by an interrupted run, so a resumed run's curves have no duplicate steps.
+
+def unpack_network_state(model_state: Mapping[str, Any], which: str = "online") -> dict[str, Any]:
+    """The ``state_dict`` of one network (``"online"`` or ``"target"``) of a checkpoint."""
+    if which not in NETWORKS:
+        raise ValueError(f"which: expected one of {NETWORKS}, got {which!r}")
+    prefix = which + "."
+    return {k[len(prefix) :]: v for k, v in model_state.items() if k.startswith(prefix)}
+
+
+def load_network_state(model_state: Mapping[str, Any], online: Any, target: Any) -> None:
+    """Load a checkpoint's online and target networks (inverse of :func:`network_state`)."""
+    online.load_state_dict(unpack_network_state(model_state, "online"))
+    target.load_state_dict(unpack_network_state(model_state, "target"))
+
+
+def save_weights(module: Any, path: str | Path) -> Path:
+    """Write ``module``'s weights to a ``.safetensors`` file atomically."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    save_file(
+        {k: v.detach().cpu().contiguous().clone() for k, v in module.state_dict().items()}, str(tmp)
+    )
+    os.replace(tmp, path)
+    return path
+
+
+def load_weights(module: Any, path: str | Path, field: str = "weights") -> None:
+    """Load ``.safetensors`` weights into ``module``; errors name ``field`` and what to match."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    if path.suffix != ".safetensors" or not path.is_file():
+        raise FileNotFoundError(
+            f"{field}: expected an existing .safetensors file, got {str(path)!r}"
+        )
+    try:
+        module.load_state_dict(load_file(str(path)))
+    except RuntimeError as exc:  # shapes or names differ: say which settings to match
+        raise ValueError(
+            f"{field}: {str(path)!r} does not fit this network (same "
+            f"--d-model/--n-layers/--tokenizer/... needed): {exc}"
+        ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Starting or resuming a run
+
+
+def open_run(path: str | Path, resume: bool) -> tuple[RunDir, Checkpoint | None]:
+    """The run folder and, when resuming, its newest checkpoint: the rules of every loop.
+
+    - ``resume=False``: a folder that already holds checkpoints is refused (choose another or
+      pass ``resume``); a ``metrics.jsonl`` left by an attempt that saved no checkpoint is
+      removed, so the new run's curves start clean.
+    - ``resume=True``: the newest complete checkpoint; with none, a new run starts (with a
+      note on stderr), so one command both starts and continues a preemptible job.
     """
+    import sys
 
-    def __init__(self, run_dir: str | Path | RunDir, tensorboard: bool = True,
-                 resume_step: int | None = None) -> None:
-        self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
-        path = self.run.metrics_path
-        if resume_step is not None and path.is_file():
-            kept = [line for line in path.read_text(encoding="utf-8").splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
-            _write_atomic(path, "".join(line + "\n" for line in kept))
-        self._file = open(path, "a", encoding="utf-8")
-        self._writer = None
-        if tensorboard:
-            from torch.utils.tensorboard import SummaryWriter
-
-            self._writer = SummaryWriter(str(self.run.path / "tb"))
-
-    def log(self, step: int, scalars: Mapping[str, Any]) -> None:
-        """Write ``{"step": step, "time": unix time, **scalars}``; floats go to TensorBoard."""
-        record = {"step": int(step), "time": round(time.time(), 3)}
-        for key, value in scalars.items():
-            if hasattr(value, "item"):
-                value = value.item()
-            if isinstance(value, float) and not math.isfinite(value):
-                value = str(value)  # JSON has no NaN/inf
-            record[key] = value
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        if self._writer is not None:
-            for key, value in record.items():
-                if key not in ("step", "time") and isinstance(value, (int, float)) \
-                        and not isinstance(value, bool):
-                    self._writer.add_scalar(key, value, int(step))
-
-    def close(self) -> None:
-        self._file.close()
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-
-    def __enter__(self) -> MetricsLogger:
-        return self
-
-    def __exit__(self, *exc: Any) -> None:
-        self.close()
-
-
-def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``."""
-    path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
-
-
-def plot_curves(run_dir: str | Path) -> Path:
-    """Plot every numeric scalar of ``metrics.jsonl`` against step into ``curves.png``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    series: dict[str, tuple[list[int], list[float]]] = {}
-    for record in read_metrics(run_dir):
-        for key, value in record.items():
-            if key in ("step", "time") or isinstance(value, bool) \
-                    or not isinstance(value, (int, float)):
-                continue
-            xs, ys = series.setdefault(key, ([], []))
-            xs.append(record["step"])
-            ys.append(value)
-    names = sorted(series)
-    cols = min(3, max(1, len(names)))
-    rows = max(1, math.ceil(len(names) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(4.5 * cols, 3 * rows), squeeze=False)
-    for ax, name in zip(axes.flat, names, strict=False):
-        xs, ys = series[name]
-        ax.plot(xs, ys, marker="." if len(xs) < 30 else None, linewidth=1)
-        ax.set_title(name, fontsize=9)
-        ax.set_xlabel("step", fontsize=8)
-        ax.tick_params(labelsize=7)
-    for ax in list(axes.flat)[len(names):]:
-        ax.axis("off")
-    fig.tight_layout()
-    out = Path(run_dir) / "curves.png"
-    fig.savefig(out, dpi=90)
-    plt.close(fig)
-    return out
-
-
-class ProgressBar:
-    """tqdm bar over environment steps: steps/s (tqdm's rate), epsilon, loss, recent return."""
-
-    def __init__(self, total: int, initial: int = 0, enabled: bool = True,
-                 desc: str = "train") -> None:
-        self._bar = None
-        if enabled:
-            from tqdm.auto import tqdm
-
-            self._bar = tqdm(total=total, initial=initial, desc=desc, unit="step",
-                             dynamic_ncols=True, smoothing=0.05)
-        self._postfix: dict[str, str] = {}
-
-    def update(self, n: int = 1, **stats: float | None) -> None:
-        """Advance ``n`` steps and set the shown stats (``None`` values are skipped)."""
-        if self._bar is None:
-            return
-        for key, value in stats.items():
-            if value is not None:
-                self._postfix[key] = f"{value:.3g}"
-        if stats:
-            self._bar.set_postfix(self._postfix, refresh=False)
-        self._bar.update(n)
-
-    def close(self) -> None:
-        if self._bar is not None:
-            self._bar.close()
+    run = RunDir(path)
+    checkpoint = None
+    if resume:
+        checkpoint = run.load_latest()
+        if checkpoint is None:
+            print(
+                f"textrl train: no checkpoint in {str(run.path)!r}; starting a new run",
+                file=sys.stderr,
+            )
+    elif run.latest_path() is not None:
+        raise ValueError(
+            f"train: {str(run.path)!r} already holds checkpoints; pass resume=True "
+            "(--resume) to continue it or choose a new run folder"
+        )
+    if checkpoint is None:
+        run.metrics_path.unlink(missing_ok=True)
+    return run, checkpoint

@@ -44,14 +44,27 @@ class TextTokenizer:
     ``encode`` adds no special tokens; ``decode`` skips them. ``vocab_size`` counts added tokens.
     """
 
-    def __init__(self, tokenizer: Tokenizer, name: str = "custom", *, pad: str = PAD,
-                 eos: str = EOS, sep: str = SEP, unk: str = UNK) -> None:
+    def __init__(
+        self,
+        tokenizer: Tokenizer,
+        name: str = "custom",
+        *,
+        pad: str = PAD,
+        eos: str = EOS,
+        sep: str = SEP,
+        unk: str = UNK,
+    ) -> None:
         self.backend = tokenizer
         self.name = name
-        self.special_tokens = {"pad_token": pad, "eos_token": eos, "sep_token": sep,
-                               "unk_token": unk}
-        missing = [t for t in dict.fromkeys((pad, eos, sep, unk))
-                   if tokenizer.token_to_id(t) is None]
+        self.special_tokens = {
+            "pad_token": pad,
+            "eos_token": eos,
+            "sep_token": sep,
+            "unk_token": unk,
+        }
+        missing = [
+            t for t in dict.fromkeys((pad, eos, sep, unk)) if tokenizer.token_to_id(t) is None
+        ]
         if missing:
             tokenizer.add_special_tokens(missing)
         self.pad_id: int = tokenizer.token_to_id(pad)
@@ -90,15 +103,20 @@ class TextTokenizer:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         self.backend.save(str(path / "tokenizer.json"))
-        config = {"tokenizer_class": "PreTrainedTokenizerFast", **self.special_tokens,
-                  "clean_up_tokenization_spaces": False, "model_max_length": 1_000_000}
+        config = {
+            "tokenizer_class": "PreTrainedTokenizerFast",
+            **self.special_tokens,
+            "clean_up_tokenization_spaces": False,
+            "model_max_length": 1_000_000,
+        }
         (path / "tokenizer_config.json").write_text(json.dumps(config, indent=2))
         (path / "special_tokens_map.json").write_text(json.dumps(self.special_tokens, indent=2))
         return path
 
     @classmethod
-    def load(cls, name_or_path: str | os.PathLike, trust_remote_code: bool = False
-             ) -> TextTokenizer:
+    def load(
+        cls, name_or_path: str | os.PathLike, trust_remote_code: bool = False
+    ) -> TextTokenizer:
         """Load a saved textrl tokenizer, or any Hugging Face fast tokenizer by path or hub name."""
         path = Path(name_or_path).expanduser()
         if (path / "tokenizer.json").is_file() and (path / "special_tokens_map.json").is_file():
@@ -113,25 +131,37 @@ class TextTokenizer:
         hf = AutoTokenizer.from_pretrained(str(name_or_path), trust_remote_code=trust_remote_code)
         backend = getattr(hf, "backend_tokenizer", None)
         if backend is None:
-            raise ValueError(f"tokenizer: {str(name_or_path)!r} has no fast (Rust) tokenizer; "
-                             "textrl needs a tokenizers-backed one")
+            raise ValueError(
+                f"tokenizer: {str(name_or_path)!r} has no fast (Rust) tokenizer; "
+                "textrl needs a tokenizers-backed one"
+            )
         # Reuse the model's own special tokens where it has them; add ours where it lacks one.
         eos = hf.eos_token or hf.sep_token or EOS
-        return cls(Tokenizer.from_str(backend.to_str()), name=str(name_or_path),
-                   pad=hf.pad_token or PAD, eos=eos, sep=hf.sep_token or SEP,
-                   unk=hf.unk_token or UNK)
+        return cls(
+            Tokenizer.from_str(backend.to_str()),
+            name=str(name_or_path),
+            pad=hf.pad_token or PAD,
+            eos=eos,
+            sep=hf.sep_token or SEP,
+            unk=hf.unk_token or UNK,
+        )
 
 
-def train_tokenizer(texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
-                    ) -> TextTokenizer:
+def train_tokenizer(
+    texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
+) -> TextTokenizer:
     """Train the built-in BPE tokenizer (see the module docstring) on ``texts``."""
     if vocab_size < 64:
         raise ValueError(f"vocab_size: expected at least 64, got {vocab_size}")
     tok = Tokenizer(models.BPE(unk_token=UNK))
     tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, min_frequency=min_frequency,
-                                  special_tokens=[EOS, PAD, SEP, UNK], show_progress=False)
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=min_frequency,
+        special_tokens=[EOS, PAD, SEP, UNK],
+        show_progress=False,
+    )
     tok.train_from_iterator(texts, trainer=trainer)
     return TextTokenizer(tok, name="builtin-bpe")
 
@@ -140,8 +170,9 @@ def training_texts(documents: Sequence[str], references: Sequence[Sequence[str]]
     return list(documents) + [r for refs in references for r in refs]
 
 
-def cached_trained_tokenizer(texts: Sequence[str], vocab_size: int = 4096,
-                             min_frequency: int = 2) -> TextTokenizer:
+def cached_trained_tokenizer(
+    texts: Sequence[str], vocab_size: int = 4096, min_frequency: int = 2
+) -> TextTokenizer:
     """Train once per (texts, settings) and reuse the copy cached on disk."""
     digest = hashlib.sha256()
     digest.update(json.dumps([FORMAT_VERSION, vocab_size, min_frequency]).encode())
@@ -166,8 +197,13 @@ def cached_trained_tokenizer(texts: Sequence[str], vocab_size: int = 4096,
     return TextTokenizer.load(target)
 
 
-def get_tokenizer(tokenizer: str | TextTokenizer | None = None, *, data: str = "builtin",
-                  vocab_size: int = 4096, **data_kwargs) -> TextTokenizer:
+def get_tokenizer(
+    tokenizer: str | TextTokenizer | None = None,
+    *,
+    data: str = "builtin",
+    vocab_size: int = 4096,
+    **data_kwargs,
+) -> TextTokenizer:
     """The tokenizer for ``data``: given, loaded by name/path, or trained on its train split."""
     if isinstance(tokenizer, TextTokenizer):
         return tokenizer
@@ -176,5 +212,6 @@ def get_tokenizer(tokenizer: str | TextTokenizer | None = None, *, data: str = "
     from textrl.data import load_examples
 
     train = load_examples(data, "train", **data_kwargs)
-    return cached_trained_tokenizer(training_texts(train.documents, train.references),
-                                    vocab_size=vocab_size)
+    return cached_trained_tokenizer(
+        training_texts(train.documents, train.references), vocab_size=vocab_size
+    )

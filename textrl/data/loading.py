@@ -4,7 +4,8 @@ hub, or local files.
 Every source ends in the same shape, an :class:`ExampleSet` of :class:`Example` (one document,
 one or more reference summaries). ``data`` is resolved in this order:
 
-1. ``"builtin"`` (the default everywhere): the offline, seeded corpus of :mod:`textrl.corpus`.
+1. ``"builtin"`` (the default everywhere): the offline, seeded corpus of
+   :mod:`textrl.data.builtin_corpus`.
 2. An existing local path: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file (one split), or a
    folder holding one file per split (``train.jsonl``, ``dev.jsonl``/``validation.jsonl``,
    ``test.jsonl``, ...). Read through ``datasets``.
@@ -53,8 +54,10 @@ class Preset:
 
 PRESETS: dict[str, Preset] = {}
 for _aliases, _preset in [
-    (("cnn_dailymail", "abisee/cnn_dailymail"),
-     Preset("abisee/cnn_dailymail", "3.0.0", "article", "highlights")),
+    (
+        ("cnn_dailymail", "abisee/cnn_dailymail"),
+        Preset("abisee/cnn_dailymail", "3.0.0", "article", "highlights"),
+    ),
     (("xsum", "EdinburghNLP/xsum"), Preset("EdinburghNLP/xsum", None, "document", "summary")),
     (("scitldr", "allenai/scitldr"), Preset("allenai/scitldr", "Abstract", "source", "target")),
     (("samsum", "Samsung/samsum"), Preset("Samsung/samsum", None, "dialogue", "summary")),
@@ -83,10 +86,12 @@ class Example:
     def __post_init__(self) -> None:
         if not isinstance(self.document, str) or not self.document.strip():
             raise ValueError(f"Example.document must be a non-empty string, got {self.document!r}")
-        if not self.references or not all(isinstance(r, str) and r.strip()
-                                           for r in self.references):
+        if not self.references or not all(
+            isinstance(r, str) and r.strip() for r in self.references
+        ):
             raise ValueError(
-                f"Example.references must be non-empty strings, got {self.references!r}")
+                f"Example.references must be non-empty strings, got {self.references!r}"
+            )
 
 
 @dataclass
@@ -125,8 +130,12 @@ def canonical_split(split: str) -> str:
 
 
 def _looks_like_path(data: str) -> bool:
-    return (data.startswith(("/", "./", "../", "~")) or os.sep in data and data.count("/") > 1
-            or Path(data).suffix.lower() in FILE_FORMATS)
+    return (
+        data.startswith(("/", "./", "../", "~"))
+        or os.sep in data
+        and data.count("/") > 1
+        or Path(data).suffix.lower() in FILE_FORMATS
+    )
 
 
 def load_examples(
@@ -149,17 +158,23 @@ def load_examples(
         raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
     loaded = _load_cached(data, split, document_column, summary_column, config, trust_remote_code)
     if limit is not None and limit < len(loaded):
-        return ExampleSet(loaded.examples[:limit], loaded.source, loaded.split,
-                          dict(loaded.skipped))
+        return ExampleSet(
+            loaded.examples[:limit], loaded.source, loaded.split, dict(loaded.skipped)
+        )
     return loaded
 
 
 @functools.lru_cache(maxsize=32)
-def _load_cached(data: str, split: str, document_column: str | None,
-                 summary_column: str | None, config: str | None,
-                 trust_remote_code: bool) -> ExampleSet:
+def _load_cached(
+    data: str,
+    split: str,
+    document_column: str | None,
+    summary_column: str | None,
+    config: str | None,
+    trust_remote_code: bool,
+) -> ExampleSet:
     if data == BUILTIN:
-        from textrl.corpus import builtin_split
+        from textrl.data.builtin_corpus import builtin_split
 
         name = canonical_split(split)
         pairs = builtin_split(name)
@@ -170,7 +185,8 @@ def _load_cached(data: str, split: str, document_column: str | None,
         preset = None
     elif _looks_like_path(data):
         raise FileNotFoundError(
-            f"data: path {data!r} does not exist (resolved to {path.resolve()})")
+            f"data: path {data!r} does not exist (resolved to {path.resolve()})"
+        )
     else:
         preset = PRESETS.get(data.lower())
         rows, columns, where = _read_hub(data, split, config, preset, trust_remote_code)
@@ -189,14 +205,17 @@ def _read_local(path: Path, split: str) -> tuple[Iterable[Mapping[str, Any]], li
             have = sorted({p.stem for p in found})
             raise ValueError(
                 f"split: {split!r} not found in folder {str(path)!r}; it has split files "
-                f"{have} (expected one of {[a + '.jsonl' for a in wanted]} or .json/.csv/.parquet)")
+                f"{have} (expected one of {[a + '.jsonl' for a in wanted]} or .json/.csv/.parquet)"
+            )
         file = matches[0]
     else:
         file = path
     fmt = FILE_FORMATS.get(file.suffix.lower())
     if fmt is None:
-        raise ValueError(f"data: unsupported file type {file.suffix!r} for {str(file)!r}; "
-                         f"expected one of {sorted(FILE_FORMATS)}")
+        raise ValueError(
+            f"data: unsupported file type {file.suffix!r} for {str(file)!r}; "
+            f"expected one of {sorted(FILE_FORMATS)}"
+        )
     if file.stat().st_size == 0:
         raise ValueError(f"data: file {str(file)!r} is empty")
     try:
@@ -206,8 +225,9 @@ def _read_local(path: Path, split: str) -> tuple[Iterable[Mapping[str, Any]], li
     return ds, list(ds.column_names), str(file)
 
 
-def _read_hub(name: str, split: str, config: str | None, preset: Preset | None,
-              trust_remote_code: bool) -> tuple[Iterable[Mapping[str, Any]], list[str], str]:
+def _read_hub(
+    name: str, split: str, config: str | None, preset: Preset | None, trust_remote_code: bool
+) -> tuple[Iterable[Mapping[str, Any]], list[str], str]:
     import datasets
 
     path = preset.path if preset else name
@@ -219,35 +239,47 @@ def _read_hub(name: str, split: str, config: str | None, preset: Preset | None,
         ds = datasets.load_dataset(path, config, split=canonical_split(split), **kwargs)
     except ValueError as exc:
         if "split" in str(exc).lower():
-            raise ValueError(f"split: {split!r} is not a split of hub dataset {path!r}: {exc}") \
-                from exc
+            raise ValueError(
+                f"split: {split!r} is not a split of hub dataset {path!r}: {exc}"
+            ) from exc
         raise
     except Exception as exc:  # network, auth, missing dataset: say what was tried
         raise RuntimeError(
             f"data: {name!r} is not an existing local path, and loading it as a Hugging Face hub "
-            f"dataset failed ({type(exc).__name__}: {exc})") from exc
+            f"dataset failed ({type(exc).__name__}: {exc})"
+        ) from exc
     return ds, list(ds.column_names), f"hub:{path}" + (f"/{config}" if config else "")
 
 
-def _resolve_columns(columns: list[str], document_column: str | None,
-                     summary_column: str | None, preset: Preset | None,
-                     where: str) -> tuple[str, str]:
+def _resolve_columns(
+    columns: list[str],
+    document_column: str | None,
+    summary_column: str | None,
+    preset: Preset | None,
+    where: str,
+) -> tuple[str, str]:
     if document_column is None and summary_column is None and preset is not None:
         document_column, summary_column = preset.document_column, preset.summary_column
     if document_column is None or summary_column is None:
         for doc, summ in COLUMN_PAIRS:
-            if (document_column in (None, doc) and summary_column in (None, summ)
-                    and doc in columns and summ in columns):
+            if (
+                document_column in (None, doc)
+                and summary_column in (None, summ)
+                and doc in columns
+                and summ in columns
+            ):
                 document_column, summary_column = doc, summ
                 break
     for arg, col in (("document_column", document_column), ("summary_column", summary_column)):
         if col is None:
             raise ValueError(
                 f"data: cannot tell which column of {where} holds the {arg.split('_')[0]}; "
-                f"columns are {columns}; pass {arg}=...")
+                f"columns are {columns}; pass {arg}=..."
+            )
         if col not in columns:
-            raise ValueError(f"data: column {col!r} not found in {where}; columns are {columns}; "
-                             f"pass {arg}=...")
+            raise ValueError(
+                f"data: column {col!r} not found in {where}; columns are {columns}; pass {arg}=..."
+            )
     return document_column, summary_column  # type: ignore[return-value]
 
 
@@ -258,13 +290,16 @@ def _as_text(value: Any, field_name: str, row: int, where: str, allow_list: bool
         return value
     if allow_list and isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
         return " ".join(v.strip() for v in value if v.strip())
-    raise TypeError(f"data: {field_name} of row {row} in {where} must be a string"
-                    f"{' or a list of strings' if allow_list else ''}, "
-                    f"got {type(value).__name__}: {value!r:.80}")
+    raise TypeError(
+        f"data: {field_name} of row {row} in {where} must be a string"
+        f"{' or a list of strings' if allow_list else ''}, "
+        f"got {type(value).__name__}: {value!r:.80}"
+    )
 
 
-def _to_examples(rows: Iterable[Mapping[str, Any]], doc_col: str, sum_col: str, where: str,
-                 split: str) -> ExampleSet:
+def _to_examples(
+    rows: Iterable[Mapping[str, Any]], doc_col: str, sum_col: str, where: str, split: str
+) -> ExampleSet:
     examples: list[Example] = []
     skipped = {"empty_document": 0, "no_reference": 0, "empty_reference_dropped": 0}
     for i, row in enumerate(rows):
@@ -285,7 +320,8 @@ def _to_examples(rows: Iterable[Mapping[str, Any]], doc_col: str, sum_col: str, 
     if skipped:
         warnings.warn(
             f"data: {where}: skipped or dropped {skipped} (kept {len(examples)} examples)",
-            stacklevel=3)
+            stacklevel=3,
+        )
     if not examples:
         raise ValueError(f"data: {where} has no usable examples (skipped: {skipped})")
     return ExampleSet(examples, where, split, skipped)

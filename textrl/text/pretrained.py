@@ -27,44 +27,62 @@ from typing import Any
 
 import torch
 
-from textrl.qnetwork import QNetwork
+from textrl.text.qnetwork import QNetwork
 
 SUPPORTED = ("bert", "roberta", "xlm-roberta", "camembert", "electra")
-ACTIVATIONS = {"gelu": "gelu", "gelu_new": "gelu_tanh", "gelu_pytorch_tanh": "gelu_tanh",
-               "gelu_fast": "gelu_tanh", "relu": "relu"}
+ACTIVATIONS = {
+    "gelu": "gelu",
+    "gelu_new": "gelu_tanh",
+    "gelu_pytorch_tanh": "gelu_tanh",
+    "gelu_fast": "gelu_tanh",
+    "relu": "relu",
+}
 
 
 def load_encoder(path: str | Path, trust_remote_code: bool = False) -> Any:
     """The pretrained ``transformers`` model at local ``path`` (checked and on CPU, fp32)."""
     path = Path(path).expanduser()
     if not (path / "config.json").is_file():
-        raise FileNotFoundError(f"init_encoder: {str(path)!r} is not a local Hugging Face model "
-                                "folder (expected config.json and weights in it)")
+        raise FileNotFoundError(
+            f"init_encoder: {str(path)!r} is not a local Hugging Face model "
+            "folder (expected config.json and weights in it)"
+        )
     from transformers import AutoModel
 
-    model = AutoModel.from_pretrained(str(path), local_files_only=True,
-                                      trust_remote_code=trust_remote_code,
-                                      dtype=torch.float32)
+    model = AutoModel.from_pretrained(
+        str(path), local_files_only=True, trust_remote_code=trust_remote_code, dtype=torch.float32
+    )
     cfg = model.config
     if cfg.model_type not in SUPPORTED:
-        raise ValueError(f"init_encoder: model_type {cfg.model_type!r} is not supported; "
-                         f"expected one of {SUPPORTED} (BERT-layout encoders)")
+        raise ValueError(
+            f"init_encoder: model_type {cfg.model_type!r} is not supported; "
+            f"expected one of {SUPPORTED} (BERT-layout encoders)"
+        )
     if getattr(cfg, "embedding_size", cfg.hidden_size) != cfg.hidden_size:
-        raise ValueError(f"init_encoder: embedding_size={cfg.embedding_size} differs from "
-                         f"hidden_size={cfg.hidden_size}; only equal sizes are supported")
+        raise ValueError(
+            f"init_encoder: embedding_size={cfg.embedding_size} differs from "
+            f"hidden_size={cfg.hidden_size}; only equal sizes are supported"
+        )
     if cfg.hidden_act not in ACTIVATIONS:
-        raise ValueError(f"init_encoder: hidden_act {cfg.hidden_act!r} is not supported; "
-                         f"expected one of {sorted(ACTIVATIONS)}")
+        raise ValueError(
+            f"init_encoder: hidden_act {cfg.hidden_act!r} is not supported; "
+            f"expected one of {sorted(ACTIVATIONS)}"
+        )
     return model.eval()
 
 
 def encoder_settings(model: Any) -> dict[str, Any]:
     """Q-network settings (``TextTrainConfig`` field names) that reproduce ``model``'s stack."""
     cfg = model.config
-    return {"d_model": cfg.hidden_size, "n_layers": cfg.num_hidden_layers,
-            "n_heads": cfg.num_attention_heads, "d_ff": cfg.intermediate_size,
-            "post_ln": True, "ln_eps": float(cfg.layer_norm_eps),
-            "activation": ACTIVATIONS[cfg.hidden_act]}
+    return {
+        "d_model": cfg.hidden_size,
+        "n_layers": cfg.num_hidden_layers,
+        "n_heads": cfg.num_attention_heads,
+        "d_ff": cfg.intermediate_size,
+        "post_ln": True,
+        "ln_eps": float(cfg.layer_norm_eps),
+        "activation": ACTIVATIONS[cfg.hidden_act],
+    }
 
 
 def _position_offset(model: Any) -> int:
@@ -79,10 +97,15 @@ def load_encoder_weights(net: QNetwork, model: Any) -> list[str]:
 
     Returns the names of the Q-network parameters that were initialised."""
     c = net.cfg
-    if not c.post_ln or c.d_model != model.config.hidden_size or \
-            c.n_layers != model.config.num_hidden_layers:
-        raise ValueError("init_encoder: the Q-network was not built with the encoder's "
-                         "settings (textrl.pretrained.encoder_settings)")
+    if (
+        not c.post_ln
+        or c.d_model != model.config.hidden_size
+        or c.n_layers != model.config.num_hidden_layers
+    ):
+        raise ValueError(
+            "init_encoder: the Q-network was not built with the encoder's "
+            "settings (textrl.pretrained.encoder_settings)"
+        )
     sd = {k: v.detach().float() for k, v in model.state_dict().items()}
     emb = model.get_input_embeddings().weight.detach().float()
     pos = sd["embeddings.position_embeddings.weight"]
@@ -90,14 +113,16 @@ def load_encoder_weights(net: QNetwork, model: Any) -> list[str]:
     offset = _position_offset(model)
     need = offset + max(c.max_source_tokens, c.max_new_tokens + 1)
     if pos.shape[0] < need:
-        raise ValueError(f"init_encoder: the encoder has {pos.shape[0]} positions; "
-                         f"max_source_tokens={c.max_source_tokens} needs {need}")
+        raise ValueError(
+            f"init_encoder: the encoder has {pos.shape[0]} positions; "
+            f"max_source_tokens={c.max_source_tokens} needs {need}"
+        )
     done = []
     with torch.no_grad():
         rows = min(emb.shape[0], net.embed.weight.shape[0])
         net.embed.weight[:rows] = emb[:rows]
-        net.src_pos.weight.copy_(pos[offset: offset + c.max_source_tokens])
-        net.tgt_pos.weight.copy_(pos[offset: offset + c.max_new_tokens + 1])
+        net.src_pos.weight.copy_(pos[offset : offset + c.max_source_tokens])
+        net.tgt_pos.weight.copy_(pos[offset : offset + c.max_new_tokens + 1])
         net.segment.weight[0] = types[0]
         net.segment.weight[1] = types[1] if types.shape[0] > 1 else types[0]
         net.emb_ln.weight.copy_(sd["embeddings.LayerNorm.weight"])
@@ -106,13 +131,19 @@ def load_encoder_weights(net: QNetwork, model: Any) -> list[str]:
         for i, layer in enumerate(net.layers):
             p = f"encoder.layer.{i}."
             att = p + "attention.self."
-            layer.qkv.weight.copy_(torch.cat([sd[att + n + ".weight"]
-                                              for n in ("query", "key", "value")]))
-            layer.qkv.bias.copy_(torch.cat([sd[att + n + ".bias"]
-                                            for n in ("query", "key", "value")]))
-            pairs = {"proj": "attention.output.dense", "ln1": "attention.output.LayerNorm",
-                     "ff.0": "intermediate.dense", "ff.2": "output.dense",
-                     "ln2": "output.LayerNorm"}
+            layer.qkv.weight.copy_(
+                torch.cat([sd[att + n + ".weight"] for n in ("query", "key", "value")])
+            )
+            layer.qkv.bias.copy_(
+                torch.cat([sd[att + n + ".bias"] for n in ("query", "key", "value")])
+            )
+            pairs = {
+                "proj": "attention.output.dense",
+                "ln1": "attention.output.LayerNorm",
+                "ff.0": "intermediate.dense",
+                "ff.2": "output.dense",
+                "ln2": "output.LayerNorm",
+            }
             for ours, theirs in pairs.items():
                 module = layer.get_submodule(ours)
                 module.weight.copy_(sd[p + theirs + ".weight"])

@@ -26,6 +26,8 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from textrl.scoring import library
+
 ROUGE_METRICS = ("rouge1", "rouge2", "rougeL", "rougeLsum")
 METRICS = (*ROUGE_METRICS, "bleu")
 
@@ -58,8 +60,10 @@ class MetricConfig:
 
     def __post_init__(self) -> None:
         if self.lsum_split not in ("sentences", "newline"):
-            raise ValueError(f"MetricConfig.lsum_split: expected 'sentences' or 'newline', "
-                             f"got {self.lsum_split!r}")
+            raise ValueError(
+                f"MetricConfig.lsum_split: expected 'sentences' or 'newline', "
+                f"got {self.lsum_split!r}"
+            )
 
     def signature(self) -> str:
         import rouge_score  # noqa: F401
@@ -67,8 +71,10 @@ class MetricConfig:
 
         stem = "stem" if self.use_stemmer else "nostem"
         tok = "zh" if self.cjk else "13a"
-        return (f"rouge-score=0.1.2|{stem}|{'cjk' if self.cjk else 'ascii'}|lsum:{self.lsum_split}"
-                f"|sacrebleu={sacrebleu.__version__}|tok:{tok}|smooth:exp|effective_order")
+        return (
+            f"rouge-score=0.1.2|{stem}|{'cjk' if self.cjk else 'ascii'}|lsum:{self.lsum_split}"
+            f"|sacrebleu={sacrebleu.__version__}|tok:{tok}|smooth:exp|effective_order"
+        )
 
 
 class CJKRougeTokenizer:
@@ -100,8 +106,9 @@ class SentenceScorer:
     ``score`` returns ``{metric: value}``: ROUGE F1 in [0, 1], BLEU in sacrebleu's 0-100 scale.
     """
 
-    def __init__(self, metrics: Sequence[str] = METRICS, config: MetricConfig | None = None
-                 ) -> None:
+    def __init__(
+        self, metrics: Sequence[str] = METRICS, config: MetricConfig | None = None
+    ) -> None:
         unknown = [m for m in metrics if m not in METRICS]
         if unknown or not metrics:
             raise ValueError(f"metrics: unknown {unknown or metrics!r}; expected some of {METRICS}")
@@ -112,12 +119,19 @@ class SentenceScorer:
         self.config = config or MetricConfig()
         self.rouge_tokenizer = make_rouge_tokenizer(self.config)
         plain = [m for m in self.metrics if m in ("rouge1", "rouge2", "rougeL")]
-        self._rouge = (rouge_scorer.RougeScorer(plain, tokenizer=self.rouge_tokenizer)
-                       if plain else None)
-        self._lsum = (rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=self.rouge_tokenizer)
-                      if "rougeLsum" in self.metrics else None)
-        self.bleu = (BLEU(effective_order=True, tokenize="zh" if self.config.cjk else "13a")
-                     if "bleu" in self.metrics else None)
+        self._rouge = (
+            rouge_scorer.RougeScorer(plain, tokenizer=self.rouge_tokenizer) if plain else None
+        )
+        self._lsum = (
+            rouge_scorer.RougeScorer(["rougeLsum"], tokenizer=self.rouge_tokenizer)
+            if "rougeLsum" in self.metrics
+            else None
+        )
+        self.bleu = (
+            BLEU(effective_order=True, tokenize="zh" if self.config.cjk else "13a")
+            if "bleu" in self.metrics
+            else None
+        )
 
     def signature(self) -> str:
         return f"{'+'.join(self.metrics)}|{self.config.signature()}"
@@ -160,8 +174,8 @@ def make_rouge_tokenizer(config: MetricConfig):
 def rouge_tokenize_fn(config: MetricConfig) -> Callable[[str], list[str]]:
     """A fast function equal to ``make_rouge_tokenizer(config).tokenize`` (stems cached)."""
     tokenizer = make_rouge_tokenizer(config)
-    stemmer = getattr(tokenizer, "_stemmer", None)
-    if stemmer is None:
+    stem = library.rouge_stemmer(tokenizer)
+    if stem is None:
         return tokenizer.tokenize
     stem_cache: dict[str, str] = {}
     find = _CJK_TOKEN_RE.findall if config.cjk else _ASCII_TOKEN_RE.findall
@@ -172,7 +186,7 @@ def rouge_tokenize_fn(config: MetricConfig) -> Callable[[str], list[str]]:
             if len(t) > 3 and t.isascii():
                 s = stem_cache.get(t)
                 if s is None:
-                    s = stem_cache[t] = stemmer.stem(t)
+                    s = stem_cache[t] = stem(t)
                 t = s
             out.append(t)
         return [t for t in out if _VALID_TOKEN(t)] if not config.cjk else out

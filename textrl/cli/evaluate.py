@@ -1,0 +1,120 @@
+"""``textrl eval`` and ``textrl generate``: use a trained run (text, or ``--env`` for eval)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from textrl.text.config import WEIGHTS
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    ev = sub.add_parser(
+        "eval",
+        help="decode a split with a trained run and score it",
+        description="Greedy (or beam) decoding over a split, scored with "
+        "sacrebleu and rouge-score (x100) against the first reference and the "
+        "best reference per document, beside the random, lead-1 and MLE "
+        "baselines. For a --env run: mean return over greedy episodes.",
+    )
+    ev.add_argument("run_dir", metavar="RUN_DIR")
+    ev.add_argument("--data", default=None, help="data to evaluate on (default: the run's)")
+    ev.add_argument("--split", default="test", help="split to evaluate (default: test)")
+    ev.add_argument(
+        "--out",
+        default=None,
+        metavar="REPORT.json",
+        help="write the JSON report here and a Markdown table beside it",
+    )
+    ev.add_argument("--beam", type=int, default=1, help="beam width over Q-values (1: greedy)")
+    ev.add_argument(
+        "--weights",
+        default="best",
+        choices=WEIGHTS,
+        help="best on the eval split during training, the last checkpoint, or the MLE warm start",
+    )
+    ev.add_argument(
+        "--no-repeat-ngram",
+        type=int,
+        default=0,
+        metavar="N",
+        help="greedy decoding never repeats a token N-gram (0: plain argmax of Q)",
+    )
+    ev.add_argument("--limit", type=int, default=None, help="first N documents only")
+    ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
+    ev.add_argument("--episodes", type=int, default=20, help="episodes (--env runs)")
+    ev.add_argument("--seed", type=int, default=0, help="seed of the random baseline/episodes")
+    ev.set_defaults(func=cmd_eval)
+
+    gen = sub.add_parser("generate", help="summarise a document with a trained run")
+    gen.add_argument("run_dir", metavar="RUN_DIR")
+    gen.add_argument("document", help="the document text, or - to read it from stdin")
+    gen.add_argument("--beam", type=int, default=1, help="beam width over Q-values (1: greedy)")
+    gen.add_argument("--weights", default="best", choices=WEIGHTS)
+    gen.add_argument(
+        "--no-repeat-ngram",
+        type=int,
+        default=0,
+        metavar="N",
+        help="never repeat a token N-gram (greedy only; 0: plain argmax of Q)",
+    )
+    gen.set_defaults(func=cmd_generate)
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    saved = _run_config(Path(args.run_dir))
+    if saved.get("kind") == "gym" or "env_id" in saved:
+        from textrl.dqn.train_gym import evaluate_gym
+
+        result = evaluate_gym(args.run_dir, episodes=args.episodes, seed=args.seed)
+        if args.out:
+            Path(args.out).write_text(json.dumps(result, indent=2))
+        print(
+            f"{saved['env_id']}: mean return {result['mean_return']:.1f} "
+            f"± {result['std_return']:.1f} over {args.episodes} episodes"
+        )
+        return 0
+    from textrl.text.evaluation import evaluate_run, report_markdown
+
+    report = evaluate_run(
+        args.run_dir,
+        data=args.data,
+        split=args.split,
+        weights=args.weights,
+        beam=args.beam,
+        limit=args.limit,
+        baselines=not args.no_baselines,
+        seed=args.seed,
+        out=args.out,
+        no_repeat_ngram=args.no_repeat_ngram,
+    )
+    print(report_markdown(report))
+    if args.out:
+        print(f"wrote {args.out} and {Path(args.out).with_suffix('.md')}")
+    return 0
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from textrl.text.evaluation import load_text_run
+
+    document = sys.stdin.read() if args.document == "-" else args.document
+    if not document.strip():
+        raise ValueError("document: expected non-empty text")
+    _, _, agent = load_text_run(args.run_dir, args.weights, split=None)
+    print(
+        agent.generate([document.strip()], beam=args.beam, no_repeat_ngram=args.no_repeat_ngram)[0]
+    )
+    return 0
+
+
+def _run_config(run_dir: Path) -> dict[str, Any]:
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"run: no config.json in {str(run_dir)!r} (is it a run folder "
+            "written by 'textrl train'?)"
+        )
+    return json.loads(path.read_text(encoding="utf-8"))

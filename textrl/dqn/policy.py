@@ -1,0 +1,69 @@
+"""Acting on Q-values inside an action mask: masked Q, greedy and epsilon-greedy actions.
+
+Conventions: ``q`` has shape ``(..., A)``; an action mask has the same shape (or broadcasts to
+it), int8 or bool, 1 = legal (``info["action_mask"]`` of Gymnasium envs); ``None`` means every
+action is legal. :func:`masked_q` is the one place legality is applied, for acting and for the
+targets' max/argmax alike (:mod:`textrl.dqn.losses`).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+__all__ = ["epsilon_greedy", "greedy_actions", "linear_schedule", "masked_q"]
+
+
+def masked_q(q: Tensor, mask: Tensor | None) -> Tensor:
+    """Q-values with illegal actions (``mask == 0``) set to ``torch.finfo(q.dtype).min``.
+
+    The one helper used both to act (argmax) and for the target's max/argmax, so the two can
+    never disagree about legality (Tianshou pushes masked Q below the minimum the same way).
+    The finite minimum, not ``-inf``, keeps ``0 * value`` at a terminal state equal to 0
+    instead of NaN. A row with no legal action yields ``finfo.min`` everywhere (argmax 0):
+    acting on such a row is refused by :func:`greedy_actions`/:func:`epsilon_greedy`.
+    """
+    if mask is None:
+        return q
+    return q.masked_fill(mask == 0, torch.finfo(q.dtype).min)
+
+
+def _check_some_legal(mask: Tensor | None) -> None:
+    if mask is not None and not bool((mask != 0).any(-1).all()):
+        raise ValueError(
+            "action mask: a row has no legal action (all zeros); keep at least "
+            "one action legal (e.g. end-of-sequence)"
+        )
+
+
+def greedy_actions(q: Tensor, mask: Tensor | None = None) -> Tensor:
+    """``argmax_a Q(s, a)`` over legal actions; shape ``q.shape[:-1]``, int64."""
+    _check_some_legal(mask)
+    return masked_q(q, mask).argmax(-1)
+
+
+def epsilon_greedy(
+    q: Tensor, mask: Tensor | None, eps: float, generator: torch.Generator | None = None
+) -> Tensor:
+    """Epsilon-greedy actions: with probability ``eps`` a uniform draw among the LEGAL actions.
+
+    (Mnih et al. 2015.) The uniform draw is the argmax of i.i.d. uniform scores over legal
+    actions, so it never leaves the mask. Shape ``q.shape[:-1]``, int64.
+    """
+    greedy = greedy_actions(q, mask)
+    if eps <= 0.0:
+        return greedy
+    explore = torch.rand(greedy.shape, generator=generator, device=q.device) < eps
+    scores = torch.rand(q.shape, generator=generator, device=q.device)  # (..., A)
+    random_actions = masked_q(scores, mask).argmax(-1)
+    return torch.where(explore, random_actions, greedy)
+
+
+def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:
+    """Linear decay from ``start`` to ``end`` over the first ``fraction`` of training.
+
+    ``progress`` in [0, 1] is the fraction of training done (SB3's ``get_linear_fn``).
+    """
+    if fraction <= 0.0:
+        return end
+    return start + (end - start) * min(max(progress, 0.0) / fraction, 1.0)

@@ -1,0 +1,185 @@
+"""Settings of the text agent: :class:`TextConfig` (``textrl train`` without ``--env``).
+
+:class:`textrl.dqn.config.DQNConfig` plus the data, tokenizer, Q-network, warm start and
+demonstration settings, with defaults that train on the built-in corpus in about 10 minutes on
+2 CPU cores. Imports neither torch nor numpy (the command line builds ``--help`` from it).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from textrl.dqn.config import DQNConfig, check_field, option
+
+__all__ = ["WEIGHTS", "TextConfig"]
+
+WEIGHTS = ("best", "final", "mle")
+"""Saved weights of a text run: best on the eval split, the last checkpoint, the warm start."""
+
+
+@dataclass
+class TextConfig(DQNConfig):
+    """Settings of ``textrl train`` on text; defaults finish in about 10 minutes on 2 cores."""
+
+    data: str = option(
+        "builtin",
+        "Training data: 'builtin', a Hugging Face hub dataset name, or a local file/folder.",
+    )
+    split: str = option("train", "Split to train on.")
+    eval_split: str = option("validation", "Split used to choose the best weights during training.")
+    document_column: str | None = option(
+        None,
+        "Document column for hub/file data (default: detected).",
+    )
+    summary_column: str | None = option(
+        None,
+        "Summary column for hub/file data (default: detected).",
+    )
+    reward: str = option(
+        "rouge",
+        "Reward: a metric expression: 'rouge' (mean R-1/R-2/R-L), 'rougeL', '0.5*rouge1+0.5*bleu'.",
+    )
+    max_new_tokens: int = option(48, "Longest summary in tokens.")
+    max_source_tokens: int = option(320, "Documents are truncated to this many tokens.")
+    vocab_size: int = option(4096, "Size of the tokenizer trained on the training split.")
+    tokenizer: str | None = option(None, "A saved or hub fast tokenizer instead of training one.")
+    action_mask: Literal["source", "none"] = option(
+        "source",
+        "Legal actions: 'source' (document tokens, EOS, function words) or 'none'.",
+    )
+    init_encoder: str | None = option(
+        None,
+        "Local Hugging Face encoder folder (BERT/RoBERTa layout) to initialise the Q-network from; "
+        "its sizes replace --d-model/--n-layers/--n-heads/--d-ff and its tokenizer is the default "
+        "--tokenizer (textrl.pretrained).",
+    )
+    init_weights: str | None = option(
+        None,
+        "Q-network weights (.safetensors, same network settings and tokenizer) to start from, e.g. "
+        "another run's mle.safetensors with --no-mle to fine-tune its warm start by DQN.",
+    )
+    d_model: int = option(128, "Transformer width.")
+    n_layers: int = option(2, "Transformer layers.")
+    n_heads: int = option(4, "Attention heads.")
+    d_ff: int = option(512, "Feed-forward width.")
+    post_ln: bool = option(False, "Post-LayerNorm (BERT) layers; set by --init-encoder.")
+    ln_eps: float = option(1e-5, "LayerNorm epsilon; set by --init-encoder.")
+    activation: Literal["gelu", "gelu_tanh", "relu"] = option(
+        "gelu",
+        "Feed-forward activation ('gelu', 'gelu_tanh', 'relu'); set by --init-encoder.",
+    )
+    q_head: Literal["soft", "dueling", "plain"] = option(
+        "soft",
+        "Q head: 'soft' (V + tau*log_softmax, see textrl.qnetwork), 'dueling' or 'plain'.",
+    )
+    soft_tau: float = option(
+        0.05,
+        "Q / soft_tau are the MLE warm start's logits (soft Q-learning temperature).",
+    )
+    copy: bool = option(
+        True,
+        "Pointer-generator copying from the document inside the soft head (See et al. 2017).",
+    )
+    copy_features: bool = option(
+        True,
+        "Learned continue/repeat biases in the pointer's scores (see textrl.qnetwork).",
+    )
+    mle: bool = option(True, "MLE warm start on the references before DQN.")
+    mle_epochs: float = option(8.0, "Upper bound of the warm start in passes over the references.")
+    mle_minutes: float = option(5.0, "Upper bound of the warm start in minutes.")
+    mle_lr: float = option(1e-3, "Learning rate of the warm start.")
+    mle_eval_every: int = option(
+        250,
+        "Greedy evaluation on --eval-split every this many warm-start updates; the warm start "
+        "keeps its best weights (early stopping: on SciTLDR the dev score peaked after 250 updates "
+        "and fell while the loss kept falling, BENCHMARKS.md). 0: keep the last weights.",
+    )
+    mle_value_weight: float = option(
+        1.0,
+        "Weight of regressing Q(s, a_ref) on the references' returns-to-go during the warm start "
+        "(sets the level of Q that cross-entropy leaves free).",
+    )
+    demo_source: Literal["references", "oracle", "both"] = option(
+        "references",
+        "What the warm start imitates and replay keeps as demonstrations: 'references', 'oracle' "
+        "(the best-scoring document sentence, see textrl.demos) or 'both'.",
+    )
+    demos: bool = option(True, "Keep the demonstrations in replay during DQN (DQfD).")
+    demo_bonus: float = option(1.0, "Priority bonus of demonstration episodes (DQfD's epsilon_d).")
+    margin: float = option(0.1, "DQfD large margin, in reward units (rewards are in [0, 1]).")
+    demo_ce_weight: float = option(
+        0.1,
+        "Weight of the warm start's cross-entropy on demonstration steps during DQN (0: off). "
+        "Measured from one warm start (validation 0.328): without it DQN sat at 0.29-0.30 after "
+        "240 updates, with 0.1 it came back to 0.32-0.33.",
+    )
+    value_warmup_updates: int = option(
+        50,
+        "First DQN updates that train only the value head V(s) (soft/dueling heads).",
+    )
+    margin_weight: float = option(
+        1.0,
+        "Weight of the large-margin loss on demonstration steps (0 disables it).",
+    )
+    num_envs: int = option(
+        16,
+        "Environments acting in lock-step (one batched network step per token).",
+    )
+    eval_docs: int = option(200, "Documents of --eval-split decoded at each evaluation.")
+    # DQNConfig fields with defaults tuned for text:
+    total_steps: int = option(300_000, "Environment steps (tokens) to act in the DQN phase.")
+    minutes: float | None = option(
+        9.5,
+        "Wall-clock budget of the whole invocation (warm start included), in minutes.",
+    )
+    lr: float = option(1e-4, "Adam learning rate of the DQN phase.")
+    gamma: float = option(
+        1.0,
+        "Discount; 1 because the episode's score is what counts (rewards telescope).",
+    )
+    batch_size: int = option(32, "Episodes per gradient step (all their transitions are learned).")
+    buffer_size: int = option(
+        200_000,
+        "Agent transitions kept in replay (demonstrations are kept on top).",
+    )
+    learning_starts: int = option(
+        0,
+        "Environment steps before the first DQN update (demonstrations fill replay at once).",
+    )
+    gradient_steps: int = option(1, "Gradient steps after each round of --num-envs episodes.")
+    target_update: Literal["hard", "polyak"] = option(
+        "polyak",
+        "Target network update: 'polyak' (with --tau) or 'hard' (every --target-update-interval).",
+    )
+    tau: float = option(0.02, "Polyak coefficient per gradient step.")
+    target_update_interval: int = option(1, "Gradient steps between target updates.")
+    n_step: int = option(3, "n of the n-step returns.")
+    prioritized: bool = option(True, "Prioritized replay over episodes (Schaul et al. 2016).")
+    eps_start: float = option(
+        0.05,
+        "Initial epsilon (exploration inside the mask). Small: with uncorrected n-step returns a "
+        "larger one (0.2 measured) teaches that continuing is worse than stopping, and summaries "
+        "shrink.",
+    )
+    eps_end: float = option(0.01, "Final epsilon.")
+    eps_fraction: float = option(0.5, "Fraction of --total-steps over which epsilon decays.")
+    eval_every: int = option(
+        20_000,
+        "Greedy evaluation on --eval-split every this many environment steps.",
+    )
+    checkpoint_every: int = option(30_000, "Checkpoint every this many environment steps.")
+    log_every: int = option(5_000, "Log training scalars every this many environment steps.")
+    torch_threads: int = option(
+        2,
+        "torch threads for gradient steps (acting and decoding always use 1). 2 threads learn 1.7x "
+        "faster than 1 on an idle 2-core machine, but many times slower as soon as another process "
+        "shares the cores (measured): then pass --torch-threads 1.",
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        from textrl.scoring.reward import RewardSpec
+
+        RewardSpec.parse(self.reward)  # a bad expression fails here, naming the term
+        check_field(self, "soft_tau", self.soft_tau > 0, "a positive number")

@@ -1,0 +1,192 @@
+"""The text learner: MLE warm start and DQN updates over whole episodes.
+
+:class:`TextLearner` is a :class:`~textrl.dqn.core.DQNCore` over the transformer
+:class:`~textrl.text.qnetwork.QNetwork` and an :class:`~textrl.dqn.episode_replay.EpisodeReplay`.
+One forward pass over a sampled episode gives Q for every one of its steps, so each update learns
+every transition of ``batch_size`` whole episodes.
+
+- :meth:`TextLearner.mle_update` (the warm start, ANCHORS: start from supervised logits):
+  cross-entropy of demonstrations with ``Q / soft_tau`` as logits over each step's legal actions
+  (the soft-Q view of Guo et al. 2021), plus a regression of Q(s, a_demo) on the
+  demonstrations' returns-to-go, which sets the level of Q that cross-entropy leaves free.
+- :meth:`TextLearner.dqn_update`: double-DQN n-step targets (van Hasselt et al. 2016; Sutton &
+  Barto ch. 7) from the target network, Huber loss with importance weights, DQfD's large-margin
+  loss and a small cross-entropy anchor on demonstration steps (Hester et al. 2018), then the
+  step (value heads only during the value warm-up), the target update and new priorities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from textrl.envs.summarize import SummarizeEnv
+from torch import Tensor
+
+from textrl.dqn.checkpoints import load_weights
+from textrl.dqn.core import DQNCore, torch_threads
+from textrl.dqn.episode_replay import Episode, EpisodeReplay, stack_padded
+from textrl.dqn.losses import large_margin_loss, nstep_targets, td_loss
+from textrl.dqn.policy import masked_q
+from textrl.text.batches import EpisodeTensors, episode_tensors, nstep_tensors
+from textrl.text.build import build_network
+from textrl.text.config import TextConfig
+
+__all__ = ["TextLearner"]
+
+
+class TextLearner(DQNCore):
+    """Networks, optimizers, episode replay and counters of a text run, and its two updates.
+
+    Build it after ``torch.manual_seed(cfg.seed)``. ``encoder``: a pretrained encoder to copy
+    into the Q-network (:func:`textrl.text.build.apply_init_encoder`). ``cfg.init_weights``
+    starts the network from saved weights instead.
+    """
+
+    def __init__(self, cfg: TextConfig, env: SummarizeEnv, encoder: Any = None) -> None:
+        net = build_network(cfg, env)
+        if encoder is not None:
+            from textrl.text.pretrained import load_encoder_weights
+
+            load_encoder_weights(net, encoder)
+        if cfg.init_weights:
+            load_weights(net, cfg.init_weights, "init_weights")
+        optimizers = {
+            "optimizer": torch.optim.Adam(net.parameters(), lr=cfg.mle_lr if cfg.mle else cfg.lr)
+        }
+        if net.value is not None:  # the value warm-up trains V(s) alone
+            optimizers["value_optimizer"] = torch.optim.Adam(net.value.parameters(), lr=cfg.mle_lr)
+        replay = EpisodeReplay(
+            cfg.buffer_size,
+            demo_capacity=10_000_000,
+            prioritized=cfg.prioritized,
+            alpha=cfg.per_alpha,
+            eps=cfg.per_eps,
+            demo_bonus=cfg.demo_bonus,
+        )
+        super().__init__(cfg, net, replay, optimizers, phase="mle" if cfg.mle else "dqn")
+        self.cfg: TextConfig = cfg
+        self.pad_id = env.pad_id
+
+    def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
+        return episode_tensors(episodes, self.pad_id, self.online.n_actions)
+
+    # -- warm start ---------------------------------------------------------------------------
+
+    def mle_update(self, demos: Sequence[Episode]) -> float:
+        """One cross-entropy step on ``batch_size`` demonstrations drawn uniformly."""
+        with torch_threads(self.cfg.torch_threads):
+            cfg = self.cfg
+            episodes = [demos[i] for i in self.rng.integers(len(demos), size=cfg.batch_size)]
+            b = self.batch(episodes)
+            q = self.online(b.source, b.source_mask, b.tokens)[:, :-1]  # (B, T, A)
+            logits = masked_q(q / cfg.soft_tau, b.legal[:, None, :])
+            loss = F.cross_entropy(logits[b.valid], b.actions[b.valid])
+            if cfg.mle_value_weight > 0:
+                # Monte Carlo returns-to-go anchor the level of Q (the soft head's V).
+                togo, _ = stack_padded(
+                    [
+                        np.cumsum(e.rewards[::-1].astype(np.float64))[::-1].astype(np.float32)
+                        for e in episodes
+                    ],
+                    0.0,
+                    np.float32,
+                )
+                q_demo = q.gather(-1, b.actions[..., None]).squeeze(-1)  # (B, T)
+                value_loss = F.smooth_l1_loss(q_demo[b.valid], torch.from_numpy(togo)[b.valid])
+                loss = loss + cfg.mle_value_weight * value_loss
+            self.apply_gradients(loss, "MLE loss")
+            self.state.mle_updates += 1
+            return float(loss.detach())
+
+    def end_warm_start(self) -> None:
+        """Switch to DQN: the target copies the warm start, the learning rate becomes ``lr``."""
+        self.sync_target()
+        self.set_lr(self.cfg.lr)
+        self.state.phase = "dqn"
+
+    # -- DQN ----------------------------------------------------------------------------------
+
+    def dqn_update(self, beta: float) -> dict[str, float]:
+        """Sample episodes, targets, losses, step, target update, priorities; returns stats."""
+        with torch_threads(self.cfg.torch_threads):
+            cfg = self.cfg
+            sample = self.replay.sample_episodes(cfg.batch_size, self.rng, beta)
+            b = self.batch(sample.episodes)
+            q_all = self.online(b.source, b.source_mask, b.tokens)  # (B, T+1, A)
+            targets = self._targets(sample.episodes, b, q_all.detach())  # (N,) valid steps
+            q_steps = q_all[:, :-1]  # (B, T, A)
+            q_sa = q_steps.gather(-1, b.actions[..., None]).squeeze(-1)[b.valid]  # (N,)
+            weights = torch.from_numpy(sample.weights)[:, None].expand_as(b.valid)[b.valid]
+            loss_td, td = td_loss(q_sa, targets, weights, huber=cfg.huber)
+            margin, anchor = self._demo_losses(q_steps, b)
+            loss = loss_td
+            if margin is not None:
+                loss = loss + cfg.margin_weight * margin
+            if anchor is not None:
+                loss = loss + cfg.demo_ce_weight * anchor
+            self._step(loss)
+            self.update_target()
+            per_step = torch.zeros(b.valid.shape)
+            per_step[b.valid] = td.abs()
+            self.replay.update_priorities(
+                sample.episode_ids,
+                [per_step[i, :n].numpy() for i, n in enumerate(b.lengths.tolist())],
+            )
+            return {
+                "loss": float(loss.detach()),
+                "td_loss": float(loss_td.detach()),
+                "margin_loss": float(0.0 if margin is None else margin.detach()),
+                "q_mean": float(q_sa.detach().mean()),
+                "transitions": int(b.valid.sum()),
+            }
+
+    @torch.no_grad()
+    def _targets(self, episodes: Sequence[Episode], b: EpisodeTensors, q_online: Tensor) -> Tensor:
+        """n-step double-DQN targets of every valid step, bootstrapped inside each episode's
+        legal actions; ``q_online`` (B, T+1, A) is the online network's (no gradient)."""
+        bsz, t_max = b.actions.shape
+        q_target = self.target(b.source, b.source_mask, b.tokens)  # (B, T+1, A)
+        n = nstep_tensors(episodes, self.cfg.gamma, self.cfg.n_step, t_max)
+        rows = torch.arange(bsz)[:, None].expand(bsz, t_max)
+        legal_next = b.legal[:, None, :].expand(bsz, t_max, -1)[b.valid]
+        return nstep_targets(
+            q_online[rows, n.bootstrap][b.valid],
+            q_target[rows, n.bootstrap][b.valid],
+            legal_next,
+            n.returns[b.valid],
+            n.discounts[b.valid],
+            double=self.cfg.double,
+        )
+
+    def _demo_losses(
+        self, q_steps: Tensor, b: EpisodeTensors
+    ) -> tuple[Tensor | None, Tensor | None]:
+        """DQfD's large margin and the warm start's cross-entropy on demonstration steps
+        (``None`` when switched off or the batch has no demonstration)."""
+        cfg = self.cfg
+        demo = b.valid & b.is_demo[:, None]  # (B, T)
+        if not bool(demo.any()):
+            return None, None
+        legal = b.legal[:, None, :].expand_as(q_steps)[demo]
+        margin = anchor = None
+        if cfg.margin_weight > 0:
+            margin = large_margin_loss(q_steps[demo], b.actions[demo], legal, margin=cfg.margin)
+        if cfg.demo_ce_weight > 0:
+            logits = masked_q(q_steps[demo] / cfg.soft_tau, legal)
+            anchor = F.cross_entropy(logits, b.actions[demo])
+        return margin, anchor
+
+    def _step(self, loss: Tensor) -> None:
+        """The optimizer step. During the value warm-up only V(s) learns, so that Q's level
+        matches the agent's own returns before TD errors reach the policy logits (V regressed
+        on the references' returns overestimates the agent, and every negative TD error would
+        push down the log-probability of the action the warm start prefers)."""
+        value = self.online.value
+        if self.state.grad_steps < self.cfg.value_warmup_updates and value is not None:
+            self.apply_gradients(loss, "DQN loss", "value_optimizer", value.parameters())
+        else:
+            self.apply_gradients(loss, "DQN loss")

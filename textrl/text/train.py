@@ -1,0 +1,247 @@
+"""Token-level DQN on a summarisation corpus: MLE warm start, then DQN from demonstrations.
+
+The data path: examples -> :class:`~textrl.envs.summarize.SummarizeEnv` (exact dense rewards)
+-> whole episodes (:mod:`textrl.text.acting`, :mod:`textrl.text.demos`) in an
+:class:`~textrl.dqn.episode_replay.EpisodeReplay` -> :class:`~textrl.text.learner.TextLearner`
+(one forward pass per sampled episode) -> greedy evaluation (:mod:`textrl.text.evaluation`).
+
+A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
+
+1. ``"mle"``, the warm start: cross-entropy on the demonstrations (``demo_source``: the
+   references, each document's best sentence, or both) for ``mle_epochs`` or ``mle_minutes``,
+   evaluated every ``mle_eval_every`` updates; its best weights are ``mle.safetensors``.
+2. ``"dqn"``: a short value warm-up, then rounds of ``num_envs`` episodes acted epsilon-greedily
+   inside the action mask, each followed by ``gradient_steps`` DQN updates over agent and
+   demonstration episodes (DQfD). Greedy decoding on ``eval_split`` keeps the best weights
+   (``best.safetensors``).
+
+Every ``checkpoint_every`` environment steps, and when the time budget ends, the run is
+checkpointed atomically (networks, optimizers, replay, RNGs including each environment's,
+counters); ``resume=True`` continues from the latest checkpoint exactly as if never stopped.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from textrl.dqn.checkpoints import load_weights, open_run, save_weights
+from textrl.dqn.core import TrainState, torch_threads, training_session
+from textrl.dqn.monitoring import MetricsLogger, ProgressBar
+from textrl.dqn.policy import linear_schedule
+from textrl.text.acting import LockstepActor
+from textrl.text.build import apply_init_encoder, make_env
+from textrl.text.config import TextConfig
+from textrl.text.decoding import TextAgent
+from textrl.text.demos import demonstrations
+from textrl.text.evaluation import greedy_scores
+from textrl.text.learner import TextLearner
+
+__all__ = ["TextTrainer", "train_text"]
+
+
+def train_text(
+    cfg: TextConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    progress: bool = True,
+    callback: Callable[[Any], bool] | None = None,
+) -> dict[str, Any]:
+    """Train (or continue) a text DQN run in ``run_dir``; returns the final metrics.
+
+    ``callback(state)`` gets the :class:`~textrl.dqn.core.TrainState` before each round of DQN
+    episodes; returning False stops the run there (checkpointed, like the end of the time
+    budget). A run stopped by the budget or the callback and then resumed learns exactly what
+    an uninterrupted run with step budgets would (tested), except that a warm start cut by
+    ``minutes`` resumes with the warm-start minutes it had left.
+    """
+    return TextTrainer(cfg, run_dir, resume).run(progress, callback)
+
+
+class TextTrainer:
+    """One invocation of text training: the learner, the acting environments, the run folder."""
+
+    def __init__(self, cfg: TextConfig, run_dir: str | Path, resume: bool = False) -> None:
+        self.t_start = time.perf_counter()
+        self.cfg = cfg
+        encoder = apply_init_encoder(cfg)  # takes over the encoder's shape and tokenizer
+        torch.manual_seed(cfg.seed)
+        env = make_env(cfg, cfg.split)
+        tok = env.tokenizer
+        self.actor = LockstepActor(
+            [env] + [make_env(cfg, cfg.split, tok) for _ in range(cfg.num_envs - 1)]
+        )
+        self.eval_env = make_env(cfg, cfg.eval_split, tok)
+        self.learner = TextLearner(cfg, env, encoder)
+        self.agent = TextAgent(self.learner.online, env)
+        self.run_dir, checkpoint = open_run(run_dir, resume)
+        if checkpoint is not None:
+            self.learner.restore(checkpoint)
+            self.actor.set_rng_states((checkpoint.rng_state or {}).get("envs", []))
+        self.run_dir.save_config({"kind": "text", **dataclasses.asdict(cfg)})
+        tok.save(self.run_dir.path / "tokenizer")  # eval/generate need no cache or data
+        self.demos = []
+        if cfg.mle or cfg.demos:
+            demo_env = make_env(cfg, cfg.split, tok, action_mask="none")
+            self.demos = demonstrations(env, demo_env, cfg.demo_source)
+        if cfg.demos and checkpoint is None:
+            for demo in self.demos:
+                self.learner.replay.add_episode(demo)
+        self.logger = MetricsLogger(
+            self.run_dir,
+            resume_step=(self.learner.state.env_steps if checkpoint is not None else None),
+        )
+        self.warm_start_scores: dict[str, float] | None = None
+
+    @property
+    def state(self) -> TrainState:
+        return self.learner.state
+
+    def run(
+        self, progress: bool = True, callback: Callable[[Any], bool] | None = None
+    ) -> dict[str, Any]:
+        cfg = self.cfg
+        deadline = self.t_start + cfg.minutes * 60 if cfg.minutes else math.inf
+        result: dict[str, Any] = {}
+        with training_session(self.run_dir, self.logger, lambda: self.state):
+            if self.state.phase == "mle":
+                self.warm_start(deadline, progress)
+            if self.state.phase == "dqn":  # (a warm start cut by the budget stays in "mle")
+                self.dqn(deadline, progress, callback)
+            result.update(self.evaluate())
+            self.save()
+        state = self.state
+        if self.warm_start_scores is not None:
+            result.update({"mle_" + k: v for k, v in self.warm_start_scores.items()})
+        result.update(
+            {
+                "env_steps": state.env_steps,
+                "grad_steps": state.grad_steps,
+                "mle_updates": state.mle_updates,
+                "best_eval": state.best_eval,
+                "minutes": (time.perf_counter() - self.t_start) / 60,
+            }
+        )
+        return result
+
+    # -- phase 1: the warm start ----------------------------------------------------------------
+
+    def warm_start(self, deadline: float, progress: bool) -> None:
+        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``; then switch to DQN."""
+        cfg, state = self.cfg, self.state
+        n_updates = int(cfg.mle_epochs * len(self.demos) / cfg.batch_size)
+        t_mle = time.perf_counter()
+        mle_deadline = min(deadline, t_mle + cfg.mle_minutes * 60 - state.mle_seconds)
+        bar = ProgressBar(n_updates, state.mle_updates, progress, desc="mle")
+        losses: list[float] = []
+        while state.mle_updates < n_updates and time.perf_counter() < mle_deadline:
+            losses.append(self.learner.mle_update(self.demos))
+            bar.update(1, loss=losses[-1])
+            if state.mle_updates % 50 == 0:
+                self.logger.log(state.mle_updates, {"mle_loss": float(np.mean(losses[-50:]))})
+            if cfg.mle_eval_every and state.mle_updates % cfg.mle_eval_every == 0:
+                self.evaluate_warm_start()
+        bar.close()
+        state.mle_seconds += time.perf_counter() - t_mle
+        if state.mle_updates >= n_updates or state.mle_seconds >= cfg.mle_minutes * 60:
+            self.end_warm_start()
+
+    def evaluate_warm_start(self) -> None:
+        """Evaluate the warm start; keep its best weights as ``mle.safetensors``."""
+        ev = self.scores()
+        self.logger.log(self.state.mle_updates, {"mle_" + k: v for k, v in ev.items()})
+        if ev["eval_score"] > self.state.mle_best:
+            self.state.mle_best = ev["eval_score"]
+            save_weights(self.learner.online, self.run_dir.path / "mle.safetensors")
+
+    def end_warm_start(self) -> None:
+        """Keep the best warm start (with early stopping), switch to DQN, checkpoint."""
+        mle_path = self.run_dir.path / "mle.safetensors"
+        if self.cfg.mle_eval_every:
+            self.evaluate_warm_start()
+            load_weights(self.learner.online, mle_path, "mle")  # the best on --eval-split
+        else:
+            save_weights(self.learner.online, mle_path)
+        self.learner.end_warm_start()
+        # The warm start is the first candidate for "best".
+        self.warm_start_scores = self.evaluate()
+        self.save()
+
+    # -- phase 2: DQN -----------------------------------------------------------------------------
+
+    def dqn(self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None) -> None:
+        """Rounds of acting then learning until ``total_steps``, the budget or the callback."""
+        cfg, state = self.cfg, self.state
+        bar = ProgressBar(cfg.total_steps, state.env_steps, progress, desc="dqn")
+        recent: list[float] = []
+        stats: dict[str, float] = {}
+        t_learn, learned = 0.0, 0
+        while state.env_steps < cfg.total_steps and time.perf_counter() < deadline:
+            if callback is not None and not callback(state):
+                break
+            progress_frac = state.env_steps / cfg.total_steps
+            eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
+            steps, scores = self.act(eps)
+            recent = (recent + scores)[-200:]
+            if state.env_steps >= cfg.learning_starts:
+                beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
+                t0 = time.perf_counter()
+                for _ in range(cfg.gradient_steps):
+                    stats = self.learner.dqn_update(beta)
+                    learned += stats["transitions"]
+                t_learn += time.perf_counter() - t0
+            bar.update(steps, eps=eps, loss=stats.get("loss"), score=float(np.mean(recent)))
+            if state.due("log", cfg.log_every):
+                self.logger.log(
+                    state.env_steps,
+                    {
+                        **stats,
+                        "epsilon": eps,
+                        "episode_score": float(np.mean(recent)),
+                        "learned_per_s": learned / max(t_learn, 1e-9),
+                    },
+                )
+            if state.due("eval", cfg.eval_every):
+                self.evaluate()
+            if state.due("checkpoint", cfg.checkpoint_every):
+                self.save()
+        bar.close()
+
+    def act(self, eps: float) -> tuple[int, list[float]]:
+        """One episode per environment into replay (the first round resets with seeds)."""
+        state = self.state
+        seeds = None
+        if not state.envs_seeded:
+            seeds = [self.cfg.seed * 1000 + i for i in range(len(self.actor.envs))]
+            state.envs_seeded = True
+        with torch_threads(1):
+            rollout = self.actor.collect(self.learner.online, eps, self.learner.gen, seeds)
+        for episode in rollout.episodes:
+            self.learner.replay.add_episode(episode)
+        state.env_steps += rollout.steps
+        state.episodes += len(rollout.episodes)
+        return rollout.steps, rollout.scores
+
+    # -- evaluation and checkpoints ---------------------------------------------------------------
+
+    def scores(self) -> dict[str, float]:
+        return greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
+
+    def evaluate(self) -> dict[str, float]:
+        """Greedy scores on ``eval_split``; the best weights so far are ``best.safetensors``."""
+        ev = self.scores()
+        self.logger.log(self.state.env_steps, ev)
+        if ev["eval_score"] > self.state.best_eval:
+            self.state.best_eval = ev["eval_score"]
+            save_weights(self.learner.online, self.run_dir.path / "best.safetensors")
+        return ev
+
+    def save(self) -> Path:
+        return self.learner.save(self.run_dir, rng_extra={"envs": self.actor.rng_states()})
