@@ -41,7 +41,7 @@ class SummarizeEnv(gym.Env):
     separator, unknown), so that every action the space can sample is a real token
     (``action_space.sample()``, ``check_env`` and mask-unaware agents work). Action 0 is the
     end-of-sequence token for the built-in tokenizer; ``eos_action`` names it in general.
-    :meth:`token_id` maps an action to its token id and :meth:`action_for_token` back.
+    :meth:`token_id` maps an action to its token id and :meth:`action_of` back.
 
     ## Observation Space
     ``Dict`` of fixed-size int32 arrays, padded with the tokenizer's ``<pad>`` id
@@ -96,13 +96,24 @@ class SummarizeEnv(gym.Env):
     - ``use_stemmer`` (True), ``cjk`` (False), ``lsum_split`` (``"sentences"``): metric settings,
       see :class:`textrl.scoring.sentence.MetricConfig`.
     - ``final_scores``: ``"library"`` (default) or ``"reward"``; ``render_mode``: ``"ansi"``.
+    - ``observe_action_mask``: also put the action mask in the observation (see Information).
     - ``document_column``/``summary_column``: columns for hub or file data.
+    - ``holdout``: for a single data file (which is one split), the share of its examples
+      carved out, seeded, for each of ``validation`` and ``test`` (see
+      :func:`textrl.data.load_examples`); the built-in tokenizer trains on the rest only.
 
     ## Information
-    Every ``reset``/``step`` info has ``action_mask`` (int8, shape ``(n,)``, what
-    ``Discrete.sample(mask=...)`` takes) and ``score`` (the reward's running value). ``reset``
-    adds ``index`` (``-1`` for a custom pair) and ``source_truncated``. A masked or out-of-range
-    action raises ``ValueError``. :meth:`action_masks` returns the current mask.
+    Every ``reset`` and ``step`` info has the same keys, so vector collectors (Tianshou,
+    ``gymnasium`` vector envs) can stack them: ``action_mask`` (int8, shape ``(n,)``, what
+    ``Discrete.sample(mask=...)`` takes), ``score`` (the reward's running value), ``text``
+    (the text generated so far), ``scores`` (a dict with fixed keys), ``final`` (True on the
+    step that ends the episode), ``index`` (the example, ``-1`` for a custom pair) and
+    ``source_truncated``. ``scores`` is the libraries' score of the whole text when ``final``;
+    before that it holds the running values of the reward's metrics (of the completed words)
+    and 0 for the other metrics. A masked or out-of-range action raises ``ValueError``.
+    :meth:`action_masks` returns the current mask; with ``observe_action_mask=True`` the
+    observation carries it too (``"action_mask"``, the convention of RLlib, PettingZoo,
+    Tianshou and TorchRL's ``ActionMask``).
 
     ## Version History
     - v0: initial version.
@@ -126,8 +137,10 @@ class SummarizeEnv(gym.Env):
         lsum_split: str = "sentences",
         final_scores: str = "library",
         render_mode: str | None = None,
+        observe_action_mask: bool = False,
         document_column: str | None = None,
         summary_column: str | None = None,
+        holdout: float = 0.0,
     ) -> None:
         for name, value in (
             ("max_new_tokens", max_new_tokens),
@@ -153,7 +166,11 @@ class SummarizeEnv(gym.Env):
         self.mask_mode = action_mask
 
         if isinstance(data, str):
-            cols = {"document_column": document_column, "summary_column": summary_column}
+            cols = {
+                "document_column": document_column,
+                "summary_column": summary_column,
+                "holdout": holdout,
+            }
             self.examples: Sequence[Example] = load_examples(data, split, **cols)
             self.tokenizer = get_tokenizer(tokenizer, data=data, vocab_size=vocab_size, **cols)
         else:
@@ -187,8 +204,10 @@ class SummarizeEnv(gym.Env):
                 "source_length": spaces.Discrete(self.max_source_tokens + 1),
                 "generated": spaces.Box(0, high, (self.max_new_tokens,), np.int32),
                 "generated_length": spaces.Discrete(self.max_new_tokens + 1),
+                **({"action_mask": spaces.Box(0, 1, (n,), np.int8)} if observe_action_mask else {}),
             }
         )
+        self.observe_action_mask = bool(observe_action_mask)
 
         self._tools = shared_tools(self.metric_config)
         self._library = SentenceScorer(METRICS, self.metric_config)
@@ -253,12 +272,15 @@ class SummarizeEnv(gym.Env):
     def _obs(self) -> dict[str, Any]:
         gen = np.full(self.max_new_tokens, self.pad_id, dtype=np.int32)
         gen[: len(self._generated)] = self._generated
-        return {
+        obs = {
             "source": self._source.copy(),
             "source_length": np.int64(self._source_len),
             "generated": gen,
             "generated_length": np.int64(len(self._generated)),
         }
+        if self.observe_action_mask:
+            obs["action_mask"] = self._mask.copy()
+        return obs
 
     def source_and_mask(
         self, document: str, references: Sequence[str] = ("-",)
@@ -274,10 +296,10 @@ class SummarizeEnv(gym.Env):
         return self._mask.copy()
 
     def token_id(self, action: int) -> int:
-        """The token id that ``action`` emits (inverse of :meth:`action_for_token`)."""
+        """The token id that ``action`` emits (inverse of :meth:`action_of`)."""
         return int(self.action_token_ids[action])
 
-    def action_for_token(self, token_id: int) -> int | None:
+    def action_of(self, token_id: int) -> int | None:
         """The action that emits ``token_id``, or ``None`` for a token no action emits
         (padding, separator, unknown, ids outside the vocabulary)."""
         return self._token_to_action.get(int(token_id))
@@ -288,10 +310,20 @@ class SummarizeEnv(gym.Env):
         super().reset(seed=seed)
         options = options or {}
         if "document" in options or "references" in options:
-            refs = options.get("references")
+            document, refs = options.get("document", ""), options.get("references")
             if isinstance(refs, str):
                 refs = [refs]
-            example = Example(options.get("document", ""), tuple(refs or ()))
+            if not isinstance(document, str):
+                raise ValueError(
+                    f"options['document']: expected a string, got {type(document).__name__}: "
+                    f"{document!r:.60}"
+                )
+            if not isinstance(refs, (list, tuple)) or not all(isinstance(r, str) for r in refs):
+                raise ValueError(
+                    "options['references']: expected a string or a list of strings, got "
+                    f"{type(refs).__name__}: {refs!r:.60}"
+                )
+            example = Example(document, tuple(refs))
             index = -1
             prepared = self._prepare(example)
         else:
@@ -317,13 +349,8 @@ class SummarizeEnv(gym.Env):
         self._generated = []
         self._text = ""
         self._score = 0.0
-        info = {
-            "action_mask": self._mask.copy(),
-            "score": 0.0,
-            "index": index,
-            "source_truncated": trunc,
-        }
-        return self._obs(), info
+        self._truncated_source = trunc
+        return self._obs(), self._info(None)
 
     def step(self, action):
         if self._example is None:
@@ -359,16 +386,33 @@ class SummarizeEnv(gym.Env):
             score = self.reward_spec(self._scorer.update(target))
             reward = score - self._score
             self._score = score
-        info: dict[str, Any] = {"action_mask": self._mask.copy(), "score": self._score}
         obs = self._obs()
+        final = None
         if done:
-            info["text"] = self._text
             if self.final_scores == "library":
-                info["scores"] = self._library.score(self._text, list(self._example.references))
+                final = self._library.score(self._text, list(self._example.references))
             else:
-                info["scores"] = dict(self._scorer.values)
+                final = dict(self._scorer.values)
             self._generated = None  # type: ignore[assignment]
-        return obs, float(reward), terminated, truncated, info
+        return obs, float(reward), terminated, truncated, self._info(final)
+
+    def _info(self, final: dict[str, float] | None) -> dict[str, Any]:
+        """The same keys on every reset and step (vector collectors stack them)."""
+        if final is None:  # running values of the reward's metrics, 0 for the others
+            running = self._scorer.values
+            final_keys = METRICS if self.final_scores == "library" else self.reward_spec.metrics
+            scores = {m: float(running.get(m, 0.0)) for m in final_keys}
+        else:
+            scores = final
+        return {
+            "action_mask": self._mask.copy(),
+            "score": self._score,
+            "text": self._text,
+            "scores": scores,
+            "final": final is not None,
+            "index": self._index,
+            "source_truncated": self._truncated_source,
+        }
 
     def render(self) -> str | None:
         if self.render_mode != "ansi":

@@ -25,9 +25,9 @@ import time
 
 import gymnasium as gym
 import numpy as np
-from textrl.envs.summarize import SummarizeEnv
 
 import textrl  # noqa: F401  (registers the environments)
+from textrl.envs.summarize import SummarizeEnv
 from textrl.scoring.sentence import SentenceScorer
 
 REWARD = "rouge1+rouge2+rougeL+bleu"

@@ -90,7 +90,8 @@ def main() -> None:
         help="torch threads for gradient steps (default: the config's)",
     )
     args = parser.parse_args()
-    cfg = TextConfig(mle=False, value_warmup_updates=0)  # time full updates, not warm-up
+    # Time full updates (no value warm-up) on agent episodes only, as the first measurement did.
+    cfg = TextConfig(mle=False, demos=False, value_warmup_updates=0)
     if args.threads:
         cfg.torch_threads = args.threads
     job = TextTrainer(cfg, tempfile.mkdtemp(prefix="textrl-bench-learner-"))

@@ -127,3 +127,63 @@ def test_hub_failure_says_what_was_tried(monkeypatch) -> None:
     with pytest.raises(RuntimeError, match="not an existing local path.*ConnectionError"):
         load_examples("someone/some-dataset")
     data_mod._load_cached.cache_clear()
+
+
+# --------------------------------------------------------------------------------------------
+# A single file is one split; holdout carves validation and test from it
+
+
+def _rows_file(path: Path, n: int) -> Path:
+    rows = [
+        {"document": f"document number {i} about a river", "summary": f"river {i}"}
+        for i in range(n)
+    ]
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_a_single_file_is_one_split(tmp_path: Path) -> None:
+    file = _rows_file(tmp_path / "all.jsonl", 30)
+    assert len(load_examples(str(file))) == 30  # no split named: it is the train split
+    for split in ("test", "validation", "bogus"):
+        with pytest.raises(ValueError, match=r"single file, so it is one split, 'train'.*holdout"):
+            load_examples(str(file), split)
+    test_file = _rows_file(tmp_path / "test.jsonl", 5)
+    assert len(load_examples(str(test_file), "test")) == 5  # its name says which split
+    with pytest.raises(ValueError, match="one split, 'test'"):
+        load_examples(str(test_file), "train")
+
+
+def test_holdout_carves_disjoint_seeded_splits(tmp_path: Path) -> None:
+    file = _rows_file(tmp_path / "all.jsonl", 50)
+    parts = {s: load_examples(str(file), s, holdout=0.1) for s in ("train", "validation", "test")}
+    assert [len(p) for p in parts.values()] == [40, 5, 5]
+    docs = {s: set(p.documents) for s, p in parts.items()}
+    assert not (
+        docs["train"] & docs["validation"]
+        or docs["train"] & docs["test"]
+        or docs["validation"] & docs["test"]
+    )
+    assert set().union(*docs.values()) == set(load_examples(str(file)).documents)
+    assert "holdout 0.1, seed 0: train/validation/test 40/5/5" in parts["test"].source
+    data_mod._load_cached.cache_clear()
+    data_mod._file_examples.cache_clear()
+    assert load_examples(str(file), "test", holdout=0.1).documents == parts["test"].documents
+    with pytest.raises(ValueError, match="already has its splits"):
+        load_examples("builtin", "train", holdout=0.1)
+    with pytest.raises(ValueError, match=r"holdout: expected a number in \[0, 0.5\)"):
+        load_examples(str(file), "train", holdout=0.5)
+
+
+def test_non_utf8_file_names_the_byte_and_line(tmp_path: Path) -> None:
+    file = tmp_path / "latin1.jsonl"
+    file.write_bytes(
+        b'{"document": "ok", "summary": "s"}\n{"document": "caf\xe9", "summary": "s"}\n'
+    )
+    with pytest.raises(ValueError, match=r"not valid UTF-8: byte 0xe9 at offset 52 \(line 2\)"):
+        load_examples(str(file))
+
+
+def test_local_files_print_no_progress_bars(tmp_path: Path, capfd) -> None:
+    load_examples(str(_rows_file(tmp_path / "quiet.jsonl", 3)))
+    assert "Generating" not in capfd.readouterr().err

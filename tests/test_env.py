@@ -9,10 +9,10 @@ import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.utils.env_checker import check_env
-from textrl.envs.summarize import SummarizeEnv
 
 import textrl
 from textrl.data import Example
+from textrl.envs.summarize import SummarizeEnv
 from textrl.scoring.sentence import METRICS, SentenceScorer
 
 
@@ -25,7 +25,7 @@ def feed(env: SummarizeEnv, text: str, reset_options: dict, eos: bool = True):
     """Write ``text`` token by token, then end with EOS (``eos``) or by repeating the text until
     the episode is truncated; return (rewards, final info)."""
     env.reset(options=reset_options)
-    actions = [env.action_for_token(t) for t in env.tokenizer.encode(text)]
+    actions = [env.action_of(t) for t in env.tokenizer.encode(text)]
     if eos:
         actions.append(env.eos_action)
     else:
@@ -75,7 +75,7 @@ def test_observation_layout_and_padding(env: SummarizeEnv) -> None:
     assert obs["generated_length"] == 0 and (obs["generated"] == env.pad_id).all()
     assert info["index"] == 5 and info["action_mask"].dtype == np.int8
     assert info["action_mask"].shape == (env.action_space.n,)
-    a = env.action_for_token(ids[0])
+    a = env.action_of(ids[0])
     obs, *_ = env.step(a)
     assert obs["generated"][0] == ids[0] and obs["generated_length"] == 1
     assert env.observation_space.contains(obs)
@@ -93,10 +93,10 @@ def test_source_mask_and_illegal_actions() -> None:
     e = SummarizeEnv(action_mask="source")
     obs, info = e.reset(options={"index": 0})
     mask = info["action_mask"]
-    src_actions = {e.action_for_token(t) for t in obs["source"][: obs["source_length"]]}
+    src_actions = {e.action_of(t) for t in obs["source"][: obs["source_length"]]}
     assert all(mask[a] for a in src_actions)
     assert mask[e.eos_action] == 1
-    the = e.action_for_token(e.tokenizer.encode(" the")[0])
+    the = e.action_of(e.tokenizer.encode(" the")[0])
     assert mask[the] == 1  # function words stay available
     assert 50 < mask.sum() < e.action_space.n // 4
     assert (e.action_masks() == mask).all()
@@ -124,7 +124,7 @@ def test_eos_terminates_and_max_tokens_truncates() -> None:
     assert term and not trunc and info["text"] == ""
     assert info["scores"] == SentenceScorer().score("", list(e._example.references))
     e.reset(seed=0)
-    word = e.action_for_token(e.tokenizer.encode(" the")[0])
+    word = e.action_of(e.tokenizer.encode(" the")[0])
     for _ in range(5):
         _, _, term, trunc, info = e.step(word)
     assert trunc and not term and info["text"] == "the the the the the"
@@ -157,7 +157,7 @@ def test_dense_rewards_pay_completed_words_only() -> None:
     e = SummarizeEnv(reward="rouge1")
     e.reset(options={"document": "unbelievably long words", "references": ["unbelievably"]})
     pieces = e.tokenizer.encode(" unbelievably")
-    rewards = [e.step(e.action_for_token(t))[1] for t in pieces]
+    rewards = [e.step(e.action_of(t))[1] for t in pieces]
     assert all(r == 0.0 for r in rewards)  # the word is still being spelled
     _, r, *_ = e.step(e.eos_action)
     assert r == pytest.approx(1.0)
@@ -167,7 +167,7 @@ def test_render_ansi() -> None:
     e = gym.make("textrl/Summarize-v0", render_mode="ansi", reward="rougeL")
     e.reset(seed=1)
     for t in e.unwrapped.tokenizer.encode(" the report said"):
-        e.step(e.unwrapped.action_for_token(t))
+        e.step(e.unwrapped.action_of(t))
     screen = e.render()
     assert screen.startswith("document: ") and "summary (3 tokens): the report said" in screen
     assert "score (1*rougeL)" in screen
@@ -231,3 +231,23 @@ def test_rewards_equal_library_on_500_real_pairs(scitldr_dir) -> None:
         values = library.score(info["text"], list(ex.references))
         expected = (values["rouge1"] + values["rouge2"] + values["rougeL"]) / 3
         assert abs(rewards[-1] - expected) < 1e-9 and sum(abs(r) for r in rewards[:-1]) == 0
+
+
+def test_reset_options_are_checked() -> None:
+    env = SummarizeEnv(data=[Example("A river flooded the town.", ("River floods town.",))])
+    with pytest.raises(ValueError, match=r"options\['references'\]: expected a string or a list"):
+        env.reset(options={"document": "text", "references": 5})
+    with pytest.raises(ValueError, match=r"options\['document'\]: expected a string"):
+        env.reset(options={"document": 3, "references": ["x"]})
+    _, info = env.reset(options={"document": "a b", "references": "a"})
+    assert info["index"] == -1
+
+
+def test_a_folder_without_train_says_the_tokenizer_needs_it(tmp_path) -> None:
+    (tmp_path / "test.jsonl").write_text('{"document": "d", "summary": "s"}\n')
+    with pytest.raises(
+        ValueError,
+        match=r"tokenizer: the built-in tokenizer is trained on the "
+        r"data's train split.*--tokenizer",
+    ):
+        SummarizeEnv(data=str(tmp_path), split="test")

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from textrl.dqn.checkpoints import RunDir, capture_rng_state, restore_rng_state
-from textrl.dqn.monitoring import MetricsLogger, ProgressBar, plot_curves
+from textrl.dqn.monitoring import MetricsLogger, ProgressBar, plot_curves, read_metrics
 from textrl.dqn.replay import TransitionReplay
 
 
@@ -152,11 +152,43 @@ def test_metrics_logger_curves_and_resume_truncation(tmp_path: Path) -> None:
     assert [x["step"] for x in lines] == [10, 20, 30] and lines[0]["nan"] == "nan"
     assert any((tmp_path / "tb").iterdir())
     assert plot_curves(tmp_path).stat().st_size > 1000
-    # a resumed run from step 20 drops what the interrupted run logged after it
-    with MetricsLogger(tmp_path, tensorboard=False, resume_step=20) as log:
+    # a run resumed from a checkpoint that knew 2 lines drops what was logged after it, and a
+    # torn last line (a kill mid-write) is dropped, not an error
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 40, "loss"')
+    with MetricsLogger(tmp_path, tensorboard=False, keep_lines=2) as log:
+        assert log.lines == 2
         log.log(25, {"loss": 0.5})
+        assert log.lines == 3
     steps = [json.loads(x)["step"] for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
     assert steps == [10, 20, 25]
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write("not json\n")
+    assert [r["step"] for r in read_metrics(tmp_path)] == [10, 20, 25]  # plotting still works
+
+
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    run = RunDir(tmp_path / "run")
+    assert not (tmp_path / "run").exists()  # reading a run folder never creates it
+    assert run.load_latest() is None and not (tmp_path / "run").exists()
+    for step in (1, 2):
+        run.save_checkpoint(step, {"w": torch.full((2,), float(step))}, keep=3)
+    newest = run.checkpoint_dir / "step-00000002" / "model.safetensors"
+    newest.write_bytes(newest.read_bytes()[:20])  # truncated (disk full, kill -9 of a copy)
+    ckpt = run.load_latest()
+    assert ckpt.step == 1 and float(ckpt.model_state["w"][0]) == 1.0
+    assert "step-00000002" in capsys.readouterr().err
+    # a pickle where the optimizer state belongs is refused without running it; with nothing
+    # readable left the error names every checkpoint and why
+    import pickle
+
+    (run.checkpoint_dir / "step-00000001" / "extra.pt").write_bytes(pickle.dumps(object()))
+    with pytest.raises(
+        ValueError, match=r"no readable checkpoint.*step-00000002.*step-00000001: holds a pickle"
+    ):
+        run.load_latest()
 
 
 def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> None:

@@ -278,3 +278,32 @@ def test_resume_refuses_another_env(tmp_path: Path) -> None:
     train_gym("CartPole-v1", cfg, tmp_path, progress=False, tensorboard=False)
     with pytest.raises(ValueError, match="was trained on CartPole-v1, not Acrobot-v1"):
         train_gym("Acrobot-v1", cfg, tmp_path, resume=True, progress=False, tensorboard=False)
+
+
+def test_broken_config_files_get_clear_errors(tmp_path: Path) -> None:
+    (tmp_path / "bad.json").write_text('{"lr": 0.1,,}')
+    with pytest.raises(ValueError, match=r"bad.json' is not valid JSON: Expecting"):
+        load_config_file(tmp_path / "bad.json", GymConfig)
+    (tmp_path / "bad.toml").write_bytes(b"lr = 0.1\n# caf\xe9\n")
+    with pytest.raises(ValueError, match=r"bad.toml' is not valid UTF-8"):
+        load_config_file(tmp_path / "bad.toml", GymConfig)
+    (tmp_path / "bad2.toml").write_text("lr = = 1\n")
+    with pytest.raises(ValueError, match=r"bad2.toml' is not valid TOML"):
+        load_config_file(tmp_path / "bad2.toml", GymConfig)
+
+
+def test_ctrl_c_checkpoints_and_the_run_resumes(tmp_path: Path) -> None:
+    def interrupt(state: dict) -> bool:
+        if state["env_steps"] == 250:
+            raise KeyboardInterrupt
+        return True
+
+    cut = train_gym(
+        "CartPole-v1", _cfg(), tmp_path, progress=False, tensorboard=False, callback=interrupt
+    )
+    assert cut["stopped"] == "interrupted" and cut["env_steps"] == 250
+    assert RunDir(tmp_path).load_latest().step == 250
+    resumed = train_gym(
+        "CartPole-v1", _cfg(), tmp_path, resume=True, progress=False, tensorboard=False
+    )
+    assert resumed["env_steps"] == 600 and resumed["stopped"] == "total_steps"

@@ -162,15 +162,110 @@ def test_interrupted_run_resumes_exactly(tiny_data: Path, tmp_path: Path) -> Non
         assert torch.equal(value, b.model_state[key]), key
 
 
-def test_warm_start_cut_by_the_budget_resumes_in_the_warm_start(
+def test_warm_start_is_checkpointed_and_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    import torch
+
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "total_steps": 150})
+    full = train_text(cfg, tmp_path / "full", progress=False)
+    cut = train_text(
+        cfg, tmp_path / "cut", progress=False, callback=lambda state: state.mle_updates < 7
+    )
+    assert cut["stopped"] == "callback" and cut["env_steps"] == 0
+    state = RunDir(tmp_path / "cut").load_latest().meta["state"]
+    assert state["phase"] == "mle" and state["mle_updates"] == 7
+    assert (tmp_path / "cut" / "mle.safetensors").is_file()  # the warm start is always saved
+    resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert (resumed["mle_updates"], resumed["grad_steps"]) == (
+        full["mle_updates"],
+        full["grad_steps"],
+    )
+    a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
+    for key, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[key]), key
+
+    # the warm start's metrics survive the resume, once each
+    def mle_evals(run: Path) -> list[int]:
+        lines = [json.loads(x) for x in (run / "metrics.jsonl").read_text().splitlines()]
+        return [r["step"] for r in lines if "mle_eval_score" in r]
+
+    assert mle_evals(tmp_path / "cut") == mle_evals(tmp_path / "full") and mle_evals(
+        tmp_path / "full"
+    )
+
+
+KILLED = """
+import json, os, signal, sys
+import numpy as np
+from textrl.text.config import TextConfig
+from textrl.text.train import train_text
+
+cfg, run, mode = TextConfig(**json.loads(sys.argv[1])), sys.argv[2], sys.argv[3]
+callback = None
+if mode == "warm start":  # killed between two warm-start updates
+    def callback(state):
+        if state.mle_updates == 7:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return True
+else:  # killed inside the third checkpoint write, after its weights were written
+    real, calls = np.savez, [0]
+    def savez(*args, **kwargs):
+        calls[0] += 1
+        if calls[0] == 3:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    np.savez = savez
+train_text(cfg, run, progress=False, callback=callback)
+"""
+
+
+def test_kill_9_in_the_warm_start_and_in_a_checkpoint_write_resumes_exactly(
     tiny_data: Path, tmp_path: Path
 ) -> None:
-    cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle_epochs": 5000.0, "minutes": 0.1})
-    first = train_text(cfg, tmp_path / "run", progress=False)
-    assert first["env_steps"] == 0 and first["grad_steps"] == 0
-    state = RunDir(tmp_path / "run").load_latest().meta["state"]
-    assert state["phase"] == "mle" and state["mle_updates"] > 0
-    assert 0 < state["mle_seconds"] < cfg.mle_minutes * 60
+    import torch
+
+    settings = {**TINY, "total_steps": 150, "data": str(tiny_data)}
+    full = train_text(TextConfig(**settings), tmp_path / "full", progress=False)
+    expected = RunDir(tmp_path / "full").load_latest().model_state
+    for mode in ("warm start", "checkpoint write"):
+        run = tmp_path / mode.replace(" ", "-")
+        p = subprocess.run(
+            [sys.executable, "-c", KILLED, json.dumps(settings), str(run), mode],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert p.returncode == -9, (mode, p.stderr[-2000:])
+        resumed = train_text(TextConfig(**settings), run, resume=True, progress=False)
+        assert resumed["grad_steps"] == full["grad_steps"], mode
+        got = RunDir(run).load_latest().model_state
+        assert all(torch.equal(v, got[k]) for k, v in expected.items()), mode
+
+
+def test_ctrl_c_checkpoints_and_returns(tiny_data: Path, tmp_path: Path) -> None:
+    def interrupt(state) -> bool:
+        if state.env_steps > 0:
+            raise KeyboardInterrupt
+        return True
+
+    cfg = TextConfig(data=str(tiny_data), **TINY)
+    cut = train_text(cfg, tmp_path / "run", progress=False, callback=interrupt)
+    assert cut["stopped"] == "interrupted" and cut["env_steps"] > 0
+    assert RunDir(tmp_path / "run").load_latest().meta["state"]["env_steps"] == cut["env_steps"]
+    resumed = train_text(cfg, tmp_path / "run", resume=True, progress=False)
+    assert resumed["stopped"] == "total_steps" and resumed["env_steps"] >= TINY["total_steps"]
+
+
+def test_budget_that_leaves_no_dqn_is_refused_and_cjk_without_cjk_is_warned() -> None:
+    from textrl.envs.summarize import SummarizeEnv
+    from textrl.text.build import check_reward_signal
+
+    with pytest.raises(ValueError, match=r"mle_minutes: expected less than minutes=3"):
+        TextConfig(minutes=3, mle_minutes=5)
+    TextConfig(minutes=3, mle_minutes=5, mle=False)  # no warm start: nothing to refuse
+    chinese = [("这是一个关于河流洪水的长文档，城镇被淹没了。", ("河流洪水淹没城镇。",))] * 3
+    with pytest.warns(UserWarning, match="every reward of this run would be 0.*--cjk"):
+        assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=200)) == 0.0
+    assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=200, cjk=True)) > 0.5
 
 
 def test_initialise_from_a_local_pretrained_encoder(tiny_data: Path, tmp_path: Path) -> None:
@@ -257,6 +352,40 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     assert p.stdout.strip() != "" or p.stdout == "\n"
     p = run_cli("eval", "missing-run", cwd=tmp_path)
     assert p.returncode == 2 and "no config.json" in p.stderr
+    p = run_cli("generate", "missing-run", "Some text.", cwd=tmp_path)
+    assert p.returncode == 2 and not (tmp_path / "missing-run").exists()  # nothing created
+    p = run_cli("generate", "run", "\U0001f600\U0001f600", cwd=tmp_path)
+    assert p.returncode == 2 and "none of its characters are in the run's vocabulary" in p.stderr
+    for flag in ("--limit=0", "--limit=-5", "--beam=0", "--no-repeat-ngram=-1"):
+        p = run_cli("eval", "run", flag, cwd=tmp_path)
+        assert p.returncode == 2 and "expected an integer >=" in p.stderr, flag
+
+
+def test_cli_single_file_needs_a_holdout(tiny_data: Path, tmp_path: Path) -> None:
+    flags = [f"--{k.replace('_', '-')}={v}" for k, v in TINY.items() if v is not None]
+    single = tiny_data / "train.jsonl"
+    p = run_cli(
+        "train", "--data", str(single), "--out", "bad", "--no-progress", *flags, cwd=tmp_path
+    )
+    assert p.returncode == 2 and "one split, 'train'" in p.stderr and "holdout" in p.stderr
+    assert not (tmp_path / "bad").exists()  # a failed start leaves no empty run folder
+    p = run_cli(
+        "train",
+        "--data",
+        str(single),
+        "--holdout",
+        "0.2",
+        "--out",
+        "run",
+        "--no-progress",
+        *flags,
+        cwd=tmp_path,
+    )
+    assert p.returncode == 0, p.stderr
+    p = run_cli("eval", "run", "--no-baselines", "--out", "report.json", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["n_documents"] == 8  # the held-out 20% of 40 training examples
 
 
 def test_report_markdown_shows_the_paired_comparison() -> None:

@@ -41,6 +41,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         return int(args.func(args) or 0)
+    except KeyboardInterrupt:  # (training handles Ctrl-C itself and checkpoints first)
+        print(f"textrl {args.command}: interrupted", file=sys.stderr)
+        return 130
     except (ValueError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as exc:
         # Errors of input carry a message naming the field; show it without a traceback.
         print(f"textrl {args.command}: error: {exc}", file=sys.stderr)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from textrl.cli.options import non_negative_int, positive_int
 from textrl.text.config import WEIGHTS
 
 
@@ -29,7 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         metavar="REPORT.json",
         help="write the JSON report here and a Markdown table beside it",
     )
-    ev.add_argument("--beam", type=int, default=1, help="beam width over Q-values (1: greedy)")
+    ev.add_argument(
+        "--beam", type=positive_int, default=1, help="beam width over Q-values (1: greedy)"
+    )
     ev.add_argument(
         "--weights",
         default="best",
@@ -38,25 +41,27 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument(
         "--no-repeat-ngram",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="greedy decoding never repeats a token N-gram (0: plain argmax of Q)",
     )
-    ev.add_argument("--limit", type=int, default=None, help="first N documents only")
+    ev.add_argument("--limit", type=positive_int, default=None, help="first N documents only")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
-    ev.add_argument("--episodes", type=int, default=20, help="episodes (--env runs)")
+    ev.add_argument("--episodes", type=positive_int, default=20, help="episodes (--env runs)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random baseline/episodes")
     ev.set_defaults(func=cmd_eval)
 
     gen = sub.add_parser("generate", help="summarise a document with a trained run")
     gen.add_argument("run_dir", metavar="RUN_DIR")
     gen.add_argument("document", help="the document text, or - to read it from stdin")
-    gen.add_argument("--beam", type=int, default=1, help="beam width over Q-values (1: greedy)")
+    gen.add_argument(
+        "--beam", type=positive_int, default=1, help="beam width over Q-values (1: greedy)"
+    )
     gen.add_argument("--weights", default="best", choices=WEIGHTS)
     gen.add_argument(
         "--no-repeat-ngram",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="never repeat a token N-gram (greedy only; 0: plain argmax of Q)",
@@ -103,7 +108,14 @@ def cmd_generate(args: argparse.Namespace) -> int:
     document = sys.stdin.read() if args.document == "-" else args.document
     if not document.strip():
         raise ValueError("document: expected non-empty text")
-    _, _, agent = load_text_run(args.run_dir, args.weights, split=None)
+    _, env, agent = load_text_run(args.run_dir, args.weights, split=None)
+    source, _ = env.source_and_mask(document.strip())
+    known = [int(t) for t in source if int(t) != env.tokenizer.unk_id]
+    if not env.tokenizer.decode(known).strip():  # only unknown characters (and spaces)
+        raise ValueError(
+            "document: none of its characters are in the run's vocabulary (every token is "
+            f"unknown: {document.strip()[:40]!r}); nothing to summarise"
+        )
     print(
         agent.generate([document.strip()], beam=args.beam, no_repeat_ngram=args.no_repeat_ngram)[0]
     )

@@ -38,6 +38,26 @@ __all__ = [
 ]
 
 
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1."""
+    return _bounded_int(text, 1)
+
+
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0."""
+    return _bounded_int(text, 0)
+
+
+def _bounded_int(text: str, low: int) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+    if value < low:
+        raise argparse.ArgumentTypeError(f"expected an integer >= {low}, got {value}")
+    return value
+
+
 def field_names(cls: type) -> set[str]:
     """The init fields of dataclass ``cls``."""
     return {f.name for f in dataclasses.fields(cls) if f.init}
@@ -97,7 +117,12 @@ def load_config_file(path: str | Path, cls: type) -> dict[str, Any]:
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"config: file {str(path)!r} not found")
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"config: {str(path)!r} is not valid UTF-8 (byte offset {exc.start}); re-encode it"
+        ) from None
     if path.suffix.lower() == ".toml":
         try:
             import tomllib
@@ -109,11 +134,17 @@ def load_config_file(path: str | Path, cls: type) -> dict[str, Any]:
                     f"config: reading {path.name} needs Python >= 3.11 or the "
                     "'tomli' package; or use a .json file"
                 ) from exc
-        data = tomllib.loads(text)
+        try:
+            data = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise ValueError(f"config: {str(path)!r} is not valid TOML: {exc}") from None
         if set(data) == {"train"} and isinstance(data["train"], dict):
             data = data["train"]
     elif path.suffix.lower() == ".json":
-        data = json.loads(text)
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"config: {str(path)!r} is not valid JSON: {exc}") from None
     else:
         raise ValueError(f"config: expected a .json or .toml file, got {str(path)!r}")
     if not isinstance(data, dict):

@@ -27,6 +27,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from textrl.cli.options import non_negative_int
+
 PREDICTION_FIELDS = ("prediction", "summary", "text")
 REFERENCE_FIELDS = ("references", "target", "summary")
 
@@ -61,7 +63,11 @@ def register(subparsers: Any) -> None:
         "--data",
         help="dataset with the references: 'builtin', a hub name or a local path (see textrl.data)",
     )
-    p.add_argument("--split", default="test", help="split of --data (default: test)")
+    p.add_argument(
+        "--split",
+        default=None,
+        help="split of --data (default: a single file's own split, see textrl.data; else test)",
+    )
     p.add_argument("--document-column", help="document column of --data")
     p.add_argument("--summary-column", help="reference column of --data")
     p.add_argument("--out", help="write the JSON report here, and a Markdown table beside it")
@@ -80,7 +86,7 @@ def register(subparsers: Any) -> None:
     )
     p.add_argument(
         "--bootstrap",
-        type=int,
+        type=non_negative_int,
         default=0,
         metavar="N",
         help="add 95%% confidence intervals from N bootstrap resamples",
@@ -290,12 +296,15 @@ def load_dataset_references(args: argparse.Namespace) -> list[list[str]]:
     import warnings
 
     from textrl.data import load_examples
+    from textrl.data.loading import file_split
 
+    split = args.split or (file_split(args.data) if Path(args.data).is_file() else "test")
+    args.split = split
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         examples = load_examples(
             args.data,
-            args.split,
+            split,
             document_column=args.document_column,
             summary_column=args.summary_column,
         )

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -65,8 +66,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         for name in shared
     }
     add_config_arguments(
-        train.add_argument_group("DQN settings (text and --env)"),
-        TextConfig,
+        train.add_argument_group("DQN settings (text and --env; --env presets may differ)"),
+        DQNConfig,
         only=shared,
         defaults=both,
     )
@@ -119,6 +120,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(f"textrl train: {cfg.data} -> {out}")
         result = train_text(cfg, out, resume=args.resume, progress=not args.no_progress)
         print(json.dumps(_jsonable(result), indent=2))
+    if result.get("stopped") == "interrupted":
+        print(
+            f"textrl train: interrupted; checkpoint saved in {out}. Continue with: "
+            f"textrl train --out {out} --resume",
+            file=sys.stderr,
+        )
+        return 130
     print(f"run folder: {out}  (next: textrl eval {out})")
     return 0
 

@@ -6,9 +6,14 @@ one or more reference summaries). ``data`` is resolved in this order:
 
 1. ``"builtin"`` (the default everywhere): the offline, seeded corpus of
    :mod:`textrl.data.builtin_corpus`.
-2. An existing local path: a ``.jsonl``/``.json``/``.csv``/``.parquet`` file (one split), or a
-   folder holding one file per split (``train.jsonl``, ``dev.jsonl``/``validation.jsonl``,
-   ``test.jsonl``, ...). Read through ``datasets``.
+2. An existing local path: a folder holding one file per split (``train.jsonl``,
+   ``dev.jsonl``/``validation.jsonl``, ``test.jsonl``, ...; also ``.json``/``.csv``/
+   ``.parquet``), or a single such file. Read through ``datasets``. **A single file is one
+   split**: the one its name says (``test.jsonl`` is the test split, ``dev.csv`` validation),
+   or ``train`` when its name says none. Asking it for another split is an error, never the same
+   documents again, unless ``holdout`` carves validation and test from it: ``holdout=0.1`` puts a
+   seeded 10% of the examples in each (:data:`HOLDOUT_SEED`; the same file always gives the
+   same split) and the rest in ``train``.
 3. Anything that looks like a path but does not exist is an error (never a hub request).
 4. Otherwise a Hugging Face hub dataset name, loaded with ``datasets.load_dataset``; known
    summarisation sets have presets (:data:`PRESETS`) for their config and columns.
@@ -33,6 +38,9 @@ from typing import Any
 
 BUILTIN = "builtin"
 FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+HOLDOUT_SEED = 0
+"""Seed of the permutation that carves validation and test from a single file (``holdout``)."""
 
 # Canonical split name -> names accepted for it (first one is the canonical name).
 SPLIT_ALIASES = {
@@ -129,6 +137,12 @@ def canonical_split(split: str) -> str:
     return split
 
 
+def file_split(path: str | Path) -> str:
+    """The split a single data file is: the one its name says, else ``train``."""
+    stem = Path(path).stem.lower()
+    return next((name for name, aliases in SPLIT_ALIASES.items() if stem in aliases), "train")
+
+
 def _looks_like_path(data: str) -> bool:
     return (
         data.startswith(("/", "./", "../", "~"))
@@ -147,16 +161,27 @@ def load_examples(
     config: str | None = None,
     limit: int | None = None,
     trust_remote_code: bool = False,
+    holdout: float = 0.0,
 ) -> ExampleSet:
     """Load one split of summarisation data as an :class:`ExampleSet` (see the module docstring).
 
-    ``limit`` keeps the first ``limit`` examples. Results are cached per arguments in-process.
+    ``limit`` keeps the first ``limit`` examples. ``holdout`` (single files only, in
+    ``[0, 0.5)``): the share of examples carved out for each of validation and test. Results are
+    cached per arguments in-process.
     """
     if not isinstance(data, str) or not data:
         raise ValueError(f"data: expected 'builtin', a path or a hub dataset name, got {data!r}")
     if limit is not None and (not isinstance(limit, int) or limit < 1):
         raise ValueError(f"limit: expected a positive integer or None, got {limit!r}")
-    loaded = _load_cached(data, split, document_column, summary_column, config, trust_remote_code)
+    if (
+        isinstance(holdout, bool)
+        or not isinstance(holdout, (int, float))
+        or not (0.0 <= holdout < 0.5)
+    ):
+        raise ValueError(f"holdout: expected a number in [0, 0.5), got {holdout!r}")
+    loaded = _load_cached(
+        data, split, document_column, summary_column, config, trust_remote_code, float(holdout)
+    )
     if limit is not None and limit < len(loaded):
         return ExampleSet(
             loaded.examples[:limit], loaded.source, loaded.split, dict(loaded.skipped)
@@ -172,14 +197,25 @@ def _load_cached(
     summary_column: str | None,
     config: str | None,
     trust_remote_code: bool,
+    holdout: float = 0.0,
 ) -> ExampleSet:
+    path = Path(data).expanduser()
+    single_file = data != BUILTIN and path.is_file()
+    if holdout and not single_file:
+        raise ValueError(
+            f"holdout: carves validation and test from a single data file, but {data!r} "
+            "already has its splits; drop holdout"
+        )
+    if single_file:
+        return _load_single_file(
+            path, split, document_column, summary_column, trust_remote_code, holdout
+        )
     if data == BUILTIN:
         from textrl.data.builtin_corpus import builtin_split
 
         name = canonical_split(split)
         pairs = builtin_split(name)
         return ExampleSet([Example(d, tuple(r)) for d, r in pairs], BUILTIN, name)
-    path = Path(data).expanduser()
     if path.exists():
         rows, columns, where = _read_local(path, split)
         preset = None
@@ -192,6 +228,61 @@ def _load_cached(
         rows, columns, where = _read_hub(data, split, config, preset, trust_remote_code)
     doc_col, sum_col = _resolve_columns(columns, document_column, summary_column, preset, where)
     return _to_examples(rows, doc_col, sum_col, where, canonical_split(split))
+
+
+def _load_single_file(
+    path: Path,
+    split: str,
+    document_column: str | None,
+    summary_column: str | None,
+    trust_remote_code: bool,
+    holdout: float,
+) -> ExampleSet:
+    """One split of a single file: the file itself, or a part of its holdout carve."""
+    own, wanted = file_split(path), canonical_split(split)
+    if not holdout and wanted != own:
+        named = "its name says so" if own != "train" else "its name names no split"
+        raise ValueError(
+            f"split: {str(path)!r} is a single file, so it is one split, {own!r} ({named}); it "
+            f"cannot also be the {split!r} split. Give each split its own file in a folder "
+            "(train.jsonl, validation.jsonl, test.jsonl), or carve validation and test from "
+            "this file with holdout (--holdout 0.1: a seeded 10% each)"
+        )
+    if holdout and wanted not in SPLIT_ALIASES:
+        raise ValueError(f"split: {split!r} is not one of the holdout splits {list(SPLIT_ALIASES)}")
+    full = _file_examples(str(path), document_column, summary_column)
+    if not holdout:
+        return full
+    import numpy as np
+
+    n = len(full)
+    n_out = max(1, round(holdout * n))
+    if n - 2 * n_out < 1:
+        raise ValueError(
+            f"holdout: {holdout} of {n} examples leaves no training example in {str(path)!r}"
+        )
+    order = np.random.default_rng(HOLDOUT_SEED).permutation(n)
+    parts = {
+        "validation": order[:n_out],
+        "test": order[n_out : 2 * n_out],
+        "train": order[2 * n_out :],
+    }
+    chosen = sorted(parts[wanted].tolist())  # keep the file's order inside each part
+    sizes = "/".join(str(len(parts[k])) for k in ("train", "validation", "test"))
+    where = (
+        f"{full.source} (holdout {holdout:g}, seed {HOLDOUT_SEED}: train/validation/test {sizes})"
+    )
+    return ExampleSet([full.examples[i] for i in chosen], where, wanted, dict(full.skipped))
+
+
+@functools.lru_cache(maxsize=8)
+def _file_examples(
+    path: str, document_column: str | None, summary_column: str | None
+) -> ExampleSet:
+    """All examples of a single data file (the split :func:`file_split` names)."""
+    rows, columns, where = _read_local(Path(path), file_split(path))
+    doc_col, sum_col = _resolve_columns(columns, document_column, summary_column, None, where)
+    return _to_examples(rows, doc_col, sum_col, where, file_split(path))
 
 
 def _read_local(path: Path, split: str) -> tuple[Iterable[Mapping[str, Any]], list[str], str]:
@@ -218,11 +309,39 @@ def _read_local(path: Path, split: str) -> tuple[Iterable[Mapping[str, Any]], li
         )
     if file.stat().st_size == 0:
         raise ValueError(f"data: file {str(file)!r} is empty")
+    if fmt in ("json", "csv"):  # pyarrow keeps invalid bytes and fails row by row later
+        check_utf8(file, "data")
     try:
-        ds = datasets.load_dataset(fmt, data_files=str(file), split="train")
+        quiet = not datasets.are_progress_bars_disabled()
+        if quiet:  # a local file loads in seconds: no "Generating train split" bar
+            datasets.disable_progress_bars()
+        try:
+            ds = datasets.load_dataset(fmt, data_files=str(file), split="train")
+        finally:
+            if quiet:
+                datasets.enable_progress_bars()
     except Exception as exc:  # datasets wraps parse errors in several exception types
         raise ValueError(f"data: could not read {str(file)!r} as {fmt}: {exc}") from exc
     return ds, list(ds.column_names), str(file)
+
+
+def check_utf8(path: str | Path, what: str) -> None:
+    """Raise ``ValueError`` naming the byte, offset and line where ``path`` is not UTF-8."""
+    import codecs
+
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    offset = lines = 0
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            try:
+                decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line = lines + chunk.count(b"\n", 0, exc.start) + 1
+                raise ValueError(
+                    f"{what}: {str(path)!r} is not valid UTF-8: byte {chunk[exc.start]:#04x} at "
+                    f"offset {offset + exc.start} (line {line}); re-encode the file as UTF-8"
+                ) from None
+            offset, lines = offset + len(chunk), lines + chunk.count(b"\n")
 
 
 def _read_hub(

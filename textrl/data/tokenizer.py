@@ -211,7 +211,14 @@ def get_tokenizer(
         return TextTokenizer.load(tokenizer)
     from textrl.data import load_examples
 
-    train = load_examples(data, "train", **data_kwargs)
+    try:
+        train = load_examples(data, "train", **data_kwargs)
+    except (ValueError, FileNotFoundError) as exc:
+        raise type(exc)(
+            f"tokenizer: the built-in tokenizer is trained on the data's train split, which "
+            f"could not be loaded ({exc}); provide a train split, or pass a saved tokenizer "
+            "(tokenizer=PATH, --tokenizer PATH)"
+        ) from exc
     return cached_trained_tokenizer(
         training_texts(train.documents, train.references), vocab_size=vocab_size
     )

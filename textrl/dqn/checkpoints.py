@@ -30,8 +30,10 @@ from __future__ import annotations
 
 import json
 import os
+import pickle
 import random
 import shutil
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -58,6 +60,25 @@ NETWORKS = ("online", "target")
 _STEP_DIGITS = 8
 
 
+def _fsync_folder(folder: Path, files: bool = False) -> None:
+    """fsync ``folder``'s entries (and, with ``files``, every file in it) where supported."""
+    if files:
+        for child in folder.iterdir():
+            if child.is_file():
+                with open(child, "rb") as f:
+                    os.fsync(f.fileno())
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:  # e.g. Windows cannot open folders
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
 def write_atomic(path: Path, text: str) -> None:
     """Write ``text`` to ``path`` through a fsynced temporary file and ``os.replace``."""
     tmp = path.with_name(path.name + ".tmp")
@@ -81,11 +102,14 @@ class Checkpoint(NamedTuple):
 
 
 class RunDir:
-    """One run's folder (created if missing); see the module docstring for the layout."""
+    """One run's folder; see the module docstring for the layout.
+
+    Reading never creates anything; the folder is made by the first write (a run that fails
+    before writing leaves no empty folder behind).
+    """
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        self.path.mkdir(parents=True, exist_ok=True)
         self.checkpoint_dir = self.path / "checkpoints"
 
     @property
@@ -98,6 +122,7 @@ class RunDir:
 
     def save_config(self, config: Mapping[str, Any]) -> Path:
         """Write ``config.json`` (atomically)."""
+        self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config_path, json.dumps(dict(config), indent=2, sort_keys=True))
         return self.config_path
 
@@ -127,7 +152,7 @@ class RunDir:
         import torch
         from safetensors.torch import save_file
 
-        self.checkpoint_dir.mkdir(exist_ok=True)
+        self.checkpoint_dir.mkdir(parents=True, exist_ok=True)
         name = f"step-{int(step):0{_STEP_DIGITS}d}"
         final, tmp = self.checkpoint_dir / name, self.checkpoint_dir / (name + ".tmp")
         if tmp.exists():
@@ -151,12 +176,14 @@ class RunDir:
             (tmp / "rng.json").write_text(json.dumps(rng_state), encoding="utf-8")
         meta_out = {"step": int(step), "time": time.time(), **dict(meta or {})}
         (tmp / "meta.json").write_text(json.dumps(meta_out, indent=2), encoding="utf-8")
+        _fsync_folder(tmp, files=True)  # every byte on disk before the rename makes it visible
         aside = None
         if final.exists():  # re-saving a step (e.g. after a resume): replace it, keeping the
             aside = final.with_name(final.name + ".old")  # old one until the new one is in
             shutil.rmtree(aside, ignore_errors=True)
             os.replace(final, aside)
         os.replace(tmp, final)
+        _fsync_folder(self.checkpoint_dir)
         if aside is not None:
             shutil.rmtree(aside, ignore_errors=True)
         write_atomic(self.checkpoint_dir / "latest", name + "\n")
@@ -186,9 +213,41 @@ class RunDir:
         return found[-1] if found else None
 
     def load_latest(self) -> Checkpoint | None:
-        """Load the newest complete checkpoint, or ``None`` when there is none."""
-        path = self.latest_path()
-        return None if path is None else load_checkpoint(path)
+        """Load the newest readable checkpoint, or ``None`` when there is none.
+
+        A checkpoint that cannot be read (truncated by a full disk, corrupted, not ours) is
+        reported on stderr and the one before it is tried; when none can be read, a
+        ``ValueError`` lists why, rather than silently starting over.
+        """
+        newest = self.latest_path()
+        candidates = ([newest] if newest is not None else []) + [
+            p for p in reversed(self.checkpoints()) if p != newest
+        ]
+        problems = []
+        for path in candidates:
+            try:
+                checkpoint = load_checkpoint(path)
+            except Exception as exc:  # noqa: BLE001 - any unreadable file: try the previous one
+                if isinstance(exc, pickle.UnpicklingError):  # never suggest weights_only=False
+                    reason = "holds a pickle that is not plain tensors (refused: it could run code)"
+                else:
+                    reason = f"{type(exc).__name__}: {exc}"
+                problems.append(f"{path.name}: {reason}"[:300])
+                print(
+                    f"textrl: checkpoint {str(path)!r} cannot be read ({problems[-1]}); "
+                    "trying the one before it",
+                    file=sys.stderr,
+                )
+                continue
+            if problems:
+                print(f"textrl: resuming from {str(path)!r}", file=sys.stderr)
+            return checkpoint
+        if problems:
+            raise ValueError(
+                f"checkpoint: no readable checkpoint in {str(self.checkpoint_dir)!r}: "
+                + "; ".join(problems)
+            )
+        return None
 
 
 def load_checkpoint(path: str | Path) -> Checkpoint:

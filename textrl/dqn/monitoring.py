@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,22 +24,32 @@ __all__ = ["MetricsLogger", "ProgressBar", "plot_curves", "read_metrics"]
 class MetricsLogger:
     """Append scalars to ``metrics.jsonl`` (flushed per line) and mirror them to TensorBoard.
 
-    Lines are appended to an existing file. ``resume_step``: first drop the lines logged after
-    that step by an interrupted run, so a resumed run's curves have no duplicate steps.
+    Lines are appended to an existing file; :attr:`lines` counts the file's records, and a
+    checkpoint stores that count. ``keep_lines`` (resuming from such a checkpoint): keep only
+    the first ``keep_lines`` records, dropping what an interrupted run logged after its last
+    checkpoint, so a resumed run's curves have no duplicates and lose nothing the checkpoint
+    knew (warm-start lines included). A torn last line (a kill mid-write) is dropped and
+    reported, never an error.
     """
 
     def __init__(
-        self, run_dir: str | Path | RunDir, tensorboard: bool = True, resume_step: int | None = None
+        self, run_dir: str | Path | RunDir, tensorboard: bool = True, keep_lines: int | None = None
     ) -> None:
         self.run = run_dir if isinstance(run_dir, RunDir) else RunDir(run_dir)
         path = self.run.metrics_path
-        if resume_step is not None and path.is_file():
-            kept = [
-                line
-                for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= resume_step
-            ]
-            write_atomic(path, "".join(line + "\n" for line in kept))
+        self.lines = 0
+        if path.is_file():
+            records, torn = _parse_lines(path)
+            if torn:
+                print(
+                    f"textrl: dropped {torn} unreadable line(s) of {path} (a torn write)",
+                    file=sys.stderr,
+                )
+            if keep_lines is not None:
+                records = records[:keep_lines]
+            write_atomic(path, "".join(json.dumps(r) + "\n" for r in records))
+            self.lines = len(records)
+        self.run.path.mkdir(parents=True, exist_ok=True)
         self._file = open(path, "a", encoding="utf-8")
         self._writer = None
         if tensorboard:
@@ -57,6 +68,7 @@ class MetricsLogger:
             record[key] = value
         self._file.write(json.dumps(record) + "\n")
         self._file.flush()
+        self.lines += 1
         if self._writer is not None:
             for key, value in record.items():
                 if (
@@ -80,11 +92,27 @@ class MetricsLogger:
 
 
 def read_metrics(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The records of ``metrics.jsonl``."""
+    """The records of ``metrics.jsonl`` (unreadable lines skipped)."""
     path = Path(run_dir) / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
+    return _parse_lines(path)[0] if path.is_file() else []
+
+
+def _parse_lines(path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The JSON-object lines of ``path`` and how many lines were not (torn or corrupt)."""
+    records, bad = [], 0
+    for line in path.read_bytes().decode("utf-8", errors="replace").splitlines():
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            bad += 1
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+        else:
+            bad += 1
+    return records, bad
 
 
 def plot_curves(run_dir: str | Path) -> Path:

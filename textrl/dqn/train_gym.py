@@ -129,125 +129,164 @@ class GymTrainer:
         self.logger = MetricsLogger(
             self.run_dir,
             tensorboard=tensorboard,
-            resume_step=self.core.state.env_steps if checkpoint else None,
+            keep_lines=None if checkpoint is None else checkpoint.meta.get("metrics_lines"),
         )
+        # The current episode and what is logged next (not checkpointed: a resumed run starts
+        # a fresh episode, see the module docstring).
+        self.obs: Any = None
+        self.info: dict[str, Any] = {}
+        self.episode_return, self.episode_length = 0.0, 0
+        self.recent_returns: deque[float] = deque(maxlen=20)
+        self.losses: list[float] = []
+        self.q_means: list[float] = []
+        self.last_log = (time.perf_counter(), self.core.state.env_steps)
+        self.saved_at = self.evaluated_at = -1
 
     def run(self, progress: bool, callback: Callable | None) -> dict[str, Any]:
+        """Step until ``total_steps``, the time budget, the callback or Ctrl-C; then evaluate
+        (not after Ctrl-C) and checkpoint the final state unless that just happened."""
         cfg, state = self.cfg, self.core.state
-        bar = ProgressBar(
+        self.bar = ProgressBar(
             cfg.total_steps, initial=state.env_steps, enabled=progress, desc=self.env_id
         )
-        obs, info = None, {}
-        episode_return, episode_length = 0.0, 0
-        recent_returns: deque[float] = deque(maxlen=20)
-        losses: list[float] = []
-        q_means: list[float] = []
-        saved_at = evaluated_at = -1
-        stopped = "total_steps"
         start = time.perf_counter()
         deadline = None if cfg.minutes is None else start + 60.0 * cfg.minutes
-        steps_at_start, last_log_time, last_log_step = state.env_steps, start, state.env_steps
+        steps_at_start = state.env_steps
         with training_session(self.run_dir, self.logger, lambda: self.core.state):
             try:
-                while state.env_steps < cfg.total_steps:
-                    if deadline is not None and time.perf_counter() > deadline:
-                        stopped = "minutes"
-                        break
-                    if obs is None:
-                        obs, info = self.env.reset(seed=int(self.core.rng.integers(2**31)))
-                        episode_return, episode_length = 0.0, 0
-
-                    # 1. Act epsilon-greedily inside the action mask, store the transition.
-                    progress_frac = state.env_steps / cfg.total_steps
-                    epsilon = linear_schedule(
-                        cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac
-                    )
-                    next_obs, reward, terminated, truncated, info = self._act(obs, info, epsilon)
-                    episode_return += float(reward)
-                    episode_length += 1
-                    obs = next_obs
-                    if terminated or truncated:
-                        state.episodes += 1
-                        recent_returns.append(episode_return)
-                        self.logger.log(
-                            state.env_steps,
-                            {
-                                "train/episode_return": episode_return,
-                                "train/episode_length": episode_length,
-                            },
-                        )
-                        obs = None
-
-                    # 2. Learn every train_freq steps.
-                    if (
-                        state.env_steps > cfg.learning_starts
-                        and state.env_steps % cfg.train_freq == 0
-                    ):
-                        beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
-                        if cfg.lr_end is not None:
-                            self.core.set_lr(
-                                linear_schedule(cfg.lr, cfg.lr_end, 1.0, progress_frac)
-                            )
-                        for _ in range(cfg.gradient_steps):
-                            loss, q_mean = dqn_update(self.core, cfg, beta)
-                            losses.append(loss)
-                            q_means.append(q_mean)
-
-                    # 3. Evaluate, log, checkpoint (at an episode end, for exact resume).
-                    if state.due("eval", cfg.eval_every):
-                        self.last_eval, evaluated_at = self.evaluate(), state.env_steps
-                    if state.due("log", cfg.log_every):
-                        now = time.perf_counter()
-                        self.logger.log(
-                            state.env_steps,
-                            {
-                                "train/epsilon": epsilon,
-                                "train/loss": float(np.mean(losses)) if losses else None,
-                                "train/q_mean": float(np.mean(q_means)) if q_means else None,
-                                "train/steps_per_s": (state.env_steps - last_log_step)
-                                / max(now - last_log_time, 1e-9),
-                                "train/grad_steps": state.grad_steps,
-                            },
-                        )
-                        last_log_time, last_log_step = now, state.env_steps
-                        losses.clear()
-                        q_means.clear()
-                    if state.due("checkpoint", cfg.checkpoint_every):
-                        state.checkpoint_pending = True
-                    if state.checkpoint_pending and obs is None:
-                        state.checkpoint_pending = False
-                        self.save("periodic")
-                        saved_at = state.env_steps
-                    bar.update(
-                        1,
-                        eps=epsilon,
-                        loss=losses[-1] if losses else None,
-                        ret=float(np.mean(recent_returns)) if recent_returns else None,
-                    )
-                    if (
-                        callback is not None
-                        and callback(
-                            {
-                                "env_steps": state.env_steps,
-                                "episodes": state.episodes,
-                                "episode_done": obs is None,
-                                "epsilon": epsilon,
-                            }
-                        )
-                        is False
-                    ):
-                        stopped = "callback"
-                        break
-
-                if evaluated_at != state.env_steps:
+                stopped = self.loop(deadline, callback)
+                if stopped != "interrupted" and self.evaluated_at != state.env_steps:
                     self.last_eval = self.evaluate()
-                if saved_at != state.env_steps:
+                if self.saved_at != state.env_steps:
                     self.save(stopped)
             finally:
-                bar.close()
+                self.bar.close()
                 self.env.close()
-        wall = time.perf_counter() - start
-        ev = self.last_eval
+        return self.result(stopped, time.perf_counter() - start, steps_at_start)
+
+    def loop(self, deadline: float | None, callback: Callable | None) -> str:
+        """Step until ``total_steps``, the deadline, the callback or Ctrl-C; say which."""
+        state = self.core.state
+        try:
+            while state.env_steps < self.cfg.total_steps:
+                if deadline is not None and time.perf_counter() > deadline:
+                    return "minutes"
+                epsilon = self.step()
+                info = {
+                    "env_steps": state.env_steps,
+                    "episodes": state.episodes,
+                    "episode_done": self.obs is None,
+                    "epsilon": epsilon,
+                }
+                if callback is not None and callback(info) is False:
+                    return "callback"
+        except KeyboardInterrupt:
+            return "interrupted"
+        return "total_steps"
+
+    def step(self) -> float:
+        """One environment step: act, learn every ``train_freq`` steps, then evaluate, log and
+        checkpoint when due (checkpoints at an episode end, for exact resume). Returns epsilon."""
+        cfg, state = self.cfg, self.core.state
+        if self.obs is None:
+            self.obs, self.info = self.env.reset(seed=int(self.core.rng.integers(2**31)))
+            self.episode_return, self.episode_length = 0.0, 0
+        progress_frac = state.env_steps / cfg.total_steps
+        epsilon = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
+        self.act(epsilon)
+        if state.env_steps > cfg.learning_starts and state.env_steps % cfg.train_freq == 0:
+            self.learn(progress_frac)
+        if state.due("eval", cfg.eval_every):
+            self.last_eval, self.evaluated_at = self.evaluate(), state.env_steps
+        if state.due("log", cfg.log_every):
+            self.log(epsilon)
+        if state.due("checkpoint", cfg.checkpoint_every):
+            state.checkpoint_pending = True
+        if state.checkpoint_pending and self.obs is None:
+            state.checkpoint_pending = False
+            self.save("periodic")
+            self.saved_at = state.env_steps
+        self.bar.update(
+            1,
+            eps=epsilon,
+            loss=self.losses[-1] if self.losses else None,
+            ret=float(np.mean(self.recent_returns)) if self.recent_returns else None,
+        )
+        return epsilon
+
+    def act(self, epsilon: float) -> None:
+        """Epsilon-greedy inside the action mask; the transition goes into replay."""
+        mask = _mask(self.info)
+        with torch.no_grad():
+            obs_t = torch.as_tensor(self.obs, dtype=torch.float32).reshape(1, -1)
+            q_values = self.core.online(obs_t)  # (1, A)
+        mask_t = None if mask is None else torch.from_numpy(mask)[None]
+        action = int(epsilon_greedy(q_values, mask_t, epsilon, self.core.gen)[0])
+        next_obs, reward, terminated, truncated, self.info = self.env.step(action)
+        self.core.replay.add(
+            np.ravel(self.obs),
+            action,
+            reward,
+            np.ravel(next_obs),
+            terminated,
+            truncated,
+            mask=mask,
+            next_mask=_mask(self.info),
+        )
+        state = self.core.state
+        state.env_steps += 1
+        self.episode_return += float(reward)
+        self.episode_length += 1
+        self.obs = next_obs
+        if terminated or truncated:
+            state.episodes += 1
+            self.recent_returns.append(self.episode_return)
+            self.logger.log(
+                state.env_steps,
+                {
+                    "train/episode_return": self.episode_return,
+                    "train/episode_length": self.episode_length,
+                },
+            )
+            self.obs = None
+
+    def learn(self, progress_frac: float) -> None:
+        """``gradient_steps`` DQN updates (PER beta and the learning rate follow progress)."""
+        cfg = self.cfg
+        beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
+        if cfg.lr_end is not None:
+            self.core.set_lr(linear_schedule(cfg.lr, cfg.lr_end, 1.0, progress_frac))
+        for _ in range(cfg.gradient_steps):
+            loss, q_mean = dqn_update(self.core, cfg, beta)
+            self.losses.append(loss)
+            self.q_means.append(q_mean)
+
+    def log(self, epsilon: float) -> None:
+        """Training scalars since the last log: loss, Q, epsilon, steps/s."""
+        state, now = self.core.state, time.perf_counter()
+        steps_per_s = (state.env_steps - self.last_log[1]) / max(now - self.last_log[0], 1e-9)
+        self.logger.log(
+            state.env_steps,
+            {
+                "train/epsilon": epsilon,
+                "train/loss": float(np.mean(self.losses)) if self.losses else None,
+                "train/q_mean": float(np.mean(self.q_means)) if self.q_means else None,
+                "train/steps_per_s": steps_per_s,
+                "train/grad_steps": state.grad_steps,
+            },
+        )
+        self.last_log = (now, state.env_steps)
+        self.losses.clear()
+        self.q_means.clear()
+
+    def result(self, stopped: str, wall: float, steps_at_start: int) -> dict[str, Any]:
+        state, ev = self.core.state, self.last_eval
+        ev = ev or {
+            "mean_return": float("nan"),
+            "std_return": float("nan"),
+            "mean_length": float("nan"),
+            "returns": [],
+        }
         return {
             "env_id": self.env_id,
             "env_steps": state.env_steps,
@@ -262,27 +301,6 @@ class GymTrainer:
             "eval_returns": ev["returns"],
             "run_dir": str(self.run_dir.path),
         }
-
-    def _act(self, obs: Any, info: dict[str, Any], epsilon: float) -> tuple:
-        """One epsilon-greedy step inside the mask; the transition goes into replay."""
-        mask = _mask(info)
-        with torch.no_grad():
-            q_values = self.core.online(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
-        mask_t = None if mask is None else torch.from_numpy(mask)[None]
-        action = int(epsilon_greedy(q_values, mask_t, epsilon, self.core.gen)[0])
-        next_obs, reward, terminated, truncated, info = self.env.step(action)
-        self.core.replay.add(
-            np.ravel(obs),
-            action,
-            reward,
-            np.ravel(next_obs),
-            terminated,
-            truncated,
-            mask=mask,
-            next_mask=_mask(info),
-        )
-        self.core.state.env_steps += 1
-        return next_obs, reward, terminated, truncated, info
 
     def evaluate(self) -> dict[str, Any]:
         result = evaluate_gym(
@@ -308,6 +326,7 @@ class GymTrainer:
             "reason": reason,
             "last_eval": {k: v for k, v in self.last_eval.items() if k != "returns"},
         }
+        meta["metrics_lines"] = self.logger.lines
         return self.core.save(self.run_dir, meta)
 
 

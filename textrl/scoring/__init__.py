@@ -6,19 +6,14 @@
   cheap (:class:`IncrementalScorer`): the environment's dense rewards.
 - :mod:`~textrl.scoring.reward`: the reward as a weighted sum of metrics (:class:`RewardSpec`).
 - :mod:`~textrl.scoring.corpus`: corpus BLEU/chrF/ROUGE under both reference protocols,
-  bootstrap intervals and paired tests (:func:`score_corpus`, :func:`paired_comparison`).
+  bootstrap intervals and paired tests (:func:`score_corpus`, :func:`paired_comparison`),
+  returning :mod:`~textrl.scoring.results` (:class:`CorpusScores`, :class:`PairedComparison`).
 - :mod:`~textrl.scoring.library`: every private sacrebleu/rouge-score call, fenced in one place.
 """
 
-from textrl.scoring.corpus import (
-    CORPUS_METRICS,
-    CorpusScorer,
-    CorpusScores,
-    PairedComparison,
-    paired_comparison,
-    score_corpus,
-)
+from textrl.scoring.corpus import CORPUS_METRICS, CorpusScorer, paired_comparison, score_corpus
 from textrl.scoring.incremental import IncrementalScorer
+from textrl.scoring.results import CorpusScores, PairedComparison
 from textrl.scoring.reward import RewardSpec
 from textrl.scoring.sentence import METRICS, MetricConfig, SentenceScorer, split_sentences
 

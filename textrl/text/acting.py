@@ -14,10 +14,10 @@ from typing import Any, NamedTuple
 
 import numpy as np
 import torch
-from textrl.envs.summarize import SummarizeEnv
 
 from textrl.dqn.episode_replay import Episode
 from textrl.dqn.policy import epsilon_greedy
+from textrl.envs.summarize import SummarizeEnv
 from textrl.text.batches import pad_sources
 from textrl.text.qnetwork import QNetwork
 

@@ -11,11 +11,10 @@ from __future__ import annotations
 from typing import Any
 
 from textrl.envs.summarize import SummarizeEnv
-
 from textrl.text.config import TextConfig
 from textrl.text.qnetwork import QNetConfig, QNetwork
 
-__all__ = ["apply_init_encoder", "build_network", "make_env"]
+__all__ = ["apply_init_encoder", "build_network", "check_reward_signal", "make_env"]
 
 
 def make_env(
@@ -39,6 +38,10 @@ def make_env(
         final_scores="reward",
         document_column=cfg.document_column,
         summary_column=cfg.summary_column,
+        holdout=cfg.holdout,
+        use_stemmer=cfg.use_stemmer,
+        cjk=cfg.cjk,
+        lsum_split=cfg.lsum_split,
     )
 
 
@@ -80,3 +83,32 @@ def apply_init_encoder(cfg: TextConfig) -> Any:
         setattr(cfg, name, value)
     cfg.tokenizer = cfg.tokenizer or cfg.init_encoder
     return encoder
+
+
+def check_reward_signal(env: SummarizeEnv, n: int = 100) -> float:
+    """The mean reward of the first ``n`` examples' references scored against themselves.
+
+    A reference is a perfect summary of its own example, so this is near the best reward there
+    is; when it is 0, the metric settings cannot see the text (e.g. Chinese under rouge-score's
+    ASCII tokenizer without ``cjk``) and every reward of the run would be 0. That is warned
+    about loudly (a ``UserWarning`` and a line on stderr); the value is returned.
+    """
+    import sys
+    import warnings
+
+    from textrl.scoring.sentence import SentenceScorer
+
+    scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
+    examples = list(env.examples[:n])
+    values = [env.reward_spec(scorer.score(e.references[0], list(e.references))) for e in examples]
+    mean = sum(values) / max(len(values), 1)
+    if mean <= 1e-9:
+        message = (
+            f"reward: the references of {len(values)} training examples score {mean:g} against "
+            f"themselves under reward {str(env.reward_spec)!r} with {env.metric_config}; every "
+            "reward of this run would be 0. For Chinese, Japanese or Korean text pass --cjk; "
+            "otherwise check --reward and the data's columns"
+        )
+        print(f"textrl: WARNING: {message}", file=sys.stderr)
+        warnings.warn(message, stacklevel=2)
+    return mean

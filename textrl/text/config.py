@@ -28,6 +28,11 @@ class TextConfig(DQNConfig):
     )
     split: str = option("train", "Split to train on.")
     eval_split: str = option("validation", "Split used to choose the best weights during training.")
+    holdout: float = option(
+        0.0,
+        "For a single data file (one split): the share of its examples carved out, seeded, for "
+        "each of validation and test (0.1: 10% each); training never sees them.",
+    )
     document_column: str | None = option(
         None,
         "Document column for hub/file data (default: detected).",
@@ -39,6 +44,15 @@ class TextConfig(DQNConfig):
     reward: str = option(
         "rouge",
         "Reward: a metric expression: 'rouge' (mean R-1/R-2/R-L), 'rougeL', '0.5*rouge1+0.5*bleu'.",
+    )
+    use_stemmer: bool = option(True, "ROUGE with Porter stemming (rouge-score use_stemmer).")
+    cjk: bool = option(
+        False,
+        "Chinese/Japanese/Korean text: CJK characters as ROUGE tokens and sacrebleu's zh BLEU "
+        "tokenizer (rouge-score alone scores such text 0).",
+    )
+    lsum_split: Literal["sentences", "newline"] = option(
+        "sentences", "ROUGE-Lsum sentence boundaries: 'sentences' or the text's own 'newline's."
     )
     max_new_tokens: int = option(48, "Longest summary in tokens.")
     max_source_tokens: int = option(320, "Documents are truncated to this many tokens.")
@@ -182,4 +196,30 @@ class TextConfig(DQNConfig):
         from textrl.scoring.reward import RewardSpec
 
         RewardSpec.parse(self.reward)  # a bad expression fails here, naming the term
-        check_field(self, "soft_tau", self.soft_tau > 0, "a positive number")
+        check_field(self, "holdout", 0.0 <= self.holdout < 0.5, "a number in [0, 0.5)")
+        for name in (
+            "max_new_tokens",
+            "max_source_tokens",
+            "d_model",
+            "n_layers",
+            "n_heads",
+            "d_ff",
+            "num_envs",
+            "eval_docs",
+        ):
+            check_field(self, name, getattr(self, name) >= 1, "a positive integer")
+        check_field(self, "vocab_size", self.vocab_size >= 64, "an integer >= 64")
+        for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr"):
+            check_field(self, name, getattr(self, name) > 0, "a positive number")
+        for name in ("mle_eval_every", "value_warmup_updates"):
+            check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
+        for name in ("mle_value_weight", "demo_bonus", "margin", "demo_ce_weight", "margin_weight"):
+            check_field(self, name, getattr(self, name) >= 0, "a non-negative number")
+        # A budget the warm start would fill runs no DQN at all (and used to say nothing).
+        check_field(
+            self,
+            "mle_minutes",
+            not self.mle or self.minutes is None or self.mle_minutes < self.minutes,
+            f"less than minutes={self.minutes} so that the DQN phase runs (lower --mle-minutes, "
+            "raise --minutes, or pass --no-mle)",
+        )

@@ -11,10 +11,10 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
-from textrl.envs.summarize import SummarizeEnv
 from torch import Tensor
 
 from textrl.dqn.policy import greedy_actions, masked_q
+from textrl.envs.summarize import SummarizeEnv
 from textrl.text.batches import pad_sources
 from textrl.text.qnetwork import QNetwork
 

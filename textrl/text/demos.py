@@ -23,10 +23,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from textrl.envs.summarize import SummarizeEnv
 
 from textrl.data import Example
 from textrl.dqn.episode_replay import Episode
+from textrl.envs.summarize import SummarizeEnv
 from textrl.scoring.sentence import SentenceScorer, split_sentences
 
 DEMO_SOURCES = ("references", "oracle", "both")
@@ -74,7 +74,7 @@ def demonstrations(
     for index, (example, texts) in enumerate(zip(env.examples, summaries)):
         source, mask = env.source_and_mask(example.document, example.references)
         for text in texts:
-            emitted = (env.action_for_token(t) for t in env.tokenizer.encode(text))
+            emitted = (env.action_of(t) for t in env.tokenizer.encode(text))
             actions = [a for a in emitted if a is not None][: env.max_new_tokens]
             if len(actions) < env.max_new_tokens:
                 actions.append(env.eos_action)

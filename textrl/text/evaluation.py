@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from textrl.envs.summarize import SummarizeEnv
 
 from textrl.data import Example
 from textrl.dqn.checkpoints import RunDir, unpack_network_state
 from textrl.dqn.core import torch_threads
+from textrl.envs.summarize import SummarizeEnv
 from textrl.scoring.sentence import MetricConfig, SentenceScorer, split_sentences
 from textrl.text.build import build_network, make_env
 from textrl.text.config import WEIGHTS, TextConfig
@@ -68,8 +68,8 @@ def load_text_run(
         )
     saved.pop("kind")
     cfg = TextConfig(**saved)
-    if data is not None:
-        cfg.data = data
+    if data is not None and data != cfg.data:
+        cfg.data, cfg.holdout = data, 0.0  # the run's holdout carved its own data only
     tokenizer = None
     if (run.path / "tokenizer" / "tokenizer.json").is_file():
         tokenizer = str(run.path / "tokenizer")
@@ -138,6 +138,15 @@ def evaluate_run(
     no_repeat_ngram: int = 0,
 ) -> dict[str, Any]:
     """Decode ``split`` with the run's policy, score it and its baselines; write the report."""
+    for name, value, low in (
+        ("limit", limit, 1),
+        ("beam", beam, 1),
+        ("no_repeat_ngram", no_repeat_ngram, 0),
+    ):
+        if value is not None and (
+            isinstance(value, bool) or not isinstance(value, int) or value < low
+        ):
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
     examples = list(env.examples)[:limit] if limit else list(env.examples)
     documents = [e.document for e in examples]

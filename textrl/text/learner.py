@@ -23,7 +23,6 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from textrl.envs.summarize import SummarizeEnv
 from torch import Tensor
 
 from textrl.dqn.checkpoints import load_weights
@@ -31,6 +30,7 @@ from textrl.dqn.core import DQNCore, torch_threads
 from textrl.dqn.episode_replay import Episode, EpisodeReplay, stack_padded
 from textrl.dqn.losses import large_margin_loss, nstep_targets, td_loss
 from textrl.dqn.policy import masked_q
+from textrl.envs.summarize import SummarizeEnv
 from textrl.text.batches import EpisodeTensors, episode_tensors, nstep_tensors
 from textrl.text.build import build_network
 from textrl.text.config import TextConfig

@@ -37,7 +37,7 @@ from textrl.dqn.core import TrainState, torch_threads, training_session
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import linear_schedule
 from textrl.text.acting import LockstepActor
-from textrl.text.build import apply_init_encoder, make_env
+from textrl.text.build import apply_init_encoder, check_reward_signal, make_env
 from textrl.text.config import TextConfig
 from textrl.text.decoding import TextAgent
 from textrl.text.demos import demonstrations
@@ -71,6 +71,7 @@ class TextTrainer:
     def __init__(self, cfg: TextConfig, run_dir: str | Path, resume: bool = False) -> None:
         self.t_start = time.perf_counter()
         self.cfg = cfg
+        self.run_dir, checkpoint = open_run(run_dir, resume)  # refuses a used folder first
         encoder = apply_init_encoder(cfg)  # takes over the encoder's shape and tokenizer
         torch.manual_seed(cfg.seed)
         env = make_env(cfg, cfg.split)
@@ -78,10 +79,10 @@ class TextTrainer:
         self.actor = LockstepActor(
             [env] + [make_env(cfg, cfg.split, tok) for _ in range(cfg.num_envs - 1)]
         )
+        check_reward_signal(env)  # warns when every reward would be 0 (e.g. CJK without --cjk)
         self.eval_env = make_env(cfg, cfg.eval_split, tok)
         self.learner = TextLearner(cfg, env, encoder)
         self.agent = TextAgent(self.learner.online, env)
-        self.run_dir, checkpoint = open_run(run_dir, resume)
         if checkpoint is not None:
             self.learner.restore(checkpoint)
             self.actor.set_rng_states((checkpoint.rng_state or {}).get("envs", []))
@@ -96,7 +97,7 @@ class TextTrainer:
                 self.learner.replay.add_episode(demo)
         self.logger = MetricsLogger(
             self.run_dir,
-            resume_step=(self.learner.state.env_steps if checkpoint is not None else None),
+            keep_lines=None if checkpoint is None else checkpoint.meta.get("metrics_lines"),
         )
         self.warm_start_scores: dict[str, float] | None = None
 
@@ -107,34 +108,47 @@ class TextTrainer:
     def run(
         self, progress: bool = True, callback: Callable[[Any], bool] | None = None
     ) -> dict[str, Any]:
+        """Both phases as far as the budgets allow; then evaluate and checkpoint. Ctrl-C
+        checkpoints and returns at once with ``stopped="interrupted"``."""
         cfg = self.cfg
         deadline = self.t_start + cfg.minutes * 60 if cfg.minutes else math.inf
         result: dict[str, Any] = {}
         with training_session(self.run_dir, self.logger, lambda: self.state):
-            if self.state.phase == "mle":
-                self.warm_start(deadline, progress)
-            if self.state.phase == "dqn":  # (a warm start cut by the budget stays in "mle")
-                self.dqn(deadline, progress, callback)
-            result.update(self.evaluate())
+            try:
+                stopped = "callback"
+                if self.state.phase == "mle" and self.warm_start(deadline, progress, callback):
+                    stopped = "minutes"  # (a warm start cut by the budget stays in "mle")
+                if self.state.phase == "dqn":
+                    stopped = self.dqn(deadline, progress, callback)
+                result.update(self.evaluate())
+            except KeyboardInterrupt:
+                stopped = "interrupted"
+            if self.state.phase == "mle" and not self.mle_path.is_file():
+                save_weights(self.learner.online, self.mle_path)  # the warm start, always
             self.save()
         state = self.state
         if self.warm_start_scores is not None:
             result.update({"mle_" + k: v for k, v in self.warm_start_scores.items()})
         result.update(
             {
+                "stopped": stopped,
                 "env_steps": state.env_steps,
                 "grad_steps": state.grad_steps,
                 "mle_updates": state.mle_updates,
                 "best_eval": state.best_eval,
                 "minutes": (time.perf_counter() - self.t_start) / 60,
+                "run_dir": str(self.run_dir.path),
             }
         )
         return result
 
     # -- phase 1: the warm start ----------------------------------------------------------------
 
-    def warm_start(self, deadline: float, progress: bool) -> None:
-        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``; then switch to DQN."""
+    def warm_start(
+        self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None
+    ) -> bool:
+        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``, then switch to DQN;
+        checkpointed after each evaluation. False when the callback stopped it."""
         cfg, state = self.cfg, self.state
         n_updates = int(cfg.mle_epochs * len(self.demos) / cfg.batch_size)
         t_mle = time.perf_counter()
@@ -142,16 +156,24 @@ class TextTrainer:
         bar = ProgressBar(n_updates, state.mle_updates, progress, desc="mle")
         losses: list[float] = []
         while state.mle_updates < n_updates and time.perf_counter() < mle_deadline:
+            if callback is not None and not callback(state):
+                bar.close()
+                state.mle_seconds += time.perf_counter() - t_mle
+                return False
             losses.append(self.learner.mle_update(self.demos))
             bar.update(1, loss=losses[-1])
             if state.mle_updates % 50 == 0:
                 self.logger.log(state.mle_updates, {"mle_loss": float(np.mean(losses[-50:]))})
             if cfg.mle_eval_every and state.mle_updates % cfg.mle_eval_every == 0:
                 self.evaluate_warm_start()
+                state.mle_seconds += time.perf_counter() - t_mle  # (checkpointed with it)
+                t_mle = time.perf_counter()
+                self.save()
         bar.close()
         state.mle_seconds += time.perf_counter() - t_mle
         if state.mle_updates >= n_updates or state.mle_seconds >= cfg.mle_minutes * 60:
             self.end_warm_start()
+        return True
 
     def evaluate_warm_start(self) -> None:
         """Evaluate the warm start; keep its best weights as ``mle.safetensors``."""
@@ -159,16 +181,15 @@ class TextTrainer:
         self.logger.log(self.state.mle_updates, {"mle_" + k: v for k, v in ev.items()})
         if ev["eval_score"] > self.state.mle_best:
             self.state.mle_best = ev["eval_score"]
-            save_weights(self.learner.online, self.run_dir.path / "mle.safetensors")
+            save_weights(self.learner.online, self.mle_path)
 
     def end_warm_start(self) -> None:
         """Keep the best warm start (with early stopping), switch to DQN, checkpoint."""
-        mle_path = self.run_dir.path / "mle.safetensors"
         if self.cfg.mle_eval_every:
             self.evaluate_warm_start()
-            load_weights(self.learner.online, mle_path, "mle")  # the best on --eval-split
+            load_weights(self.learner.online, self.mle_path, "mle")  # the best on --eval-split
         else:
-            save_weights(self.learner.online, mle_path)
+            save_weights(self.learner.online, self.mle_path)
         self.learner.end_warm_start()
         # The warm start is the first candidate for "best".
         self.warm_start_scores = self.evaluate()
@@ -176,8 +197,9 @@ class TextTrainer:
 
     # -- phase 2: DQN -----------------------------------------------------------------------------
 
-    def dqn(self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None) -> None:
-        """Rounds of acting then learning until ``total_steps``, the budget or the callback."""
+    def dqn(self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None) -> str:
+        """Rounds of acting then learning until ``total_steps``, the budget or the callback;
+        returns which of the three stopped it."""
         cfg, state = self.cfg, self.state
         bar = ProgressBar(cfg.total_steps, state.env_steps, progress, desc="dqn")
         recent: list[float] = []
@@ -185,7 +207,8 @@ class TextTrainer:
         t_learn, learned = 0.0, 0
         while state.env_steps < cfg.total_steps and time.perf_counter() < deadline:
             if callback is not None and not callback(state):
-                break
+                bar.close()
+                return "callback"
             progress_frac = state.env_steps / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
             steps, scores = self.act(eps)
@@ -213,6 +236,7 @@ class TextTrainer:
             if state.due("checkpoint", cfg.checkpoint_every):
                 self.save()
         bar.close()
+        return "total_steps" if state.env_steps >= cfg.total_steps else "minutes"
 
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
@@ -243,5 +267,14 @@ class TextTrainer:
             save_weights(self.learner.online, self.run_dir.path / "best.safetensors")
         return ev
 
+    @property
+    def mle_path(self) -> Path:
+        return self.run_dir.path / "mle.safetensors"
+
     def save(self) -> Path:
-        return self.learner.save(self.run_dir, rng_extra={"envs": self.actor.rng_states()})
+        """Checkpoint the learner, the environments' generators and the metrics written."""
+        return self.learner.save(
+            self.run_dir,
+            meta={"metrics_lines": self.logger.lines},
+            rng_extra={"envs": self.actor.rng_states()},
+        )
