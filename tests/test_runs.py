@@ -199,3 +199,5 @@ def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> Non
     bar.update(3, eps=0.5, loss=None, ret=12.0)
     bar.close()
     assert "eps=0.5" in capsys.readouterr().err
+    # not a terminal (captured here, a log file in practice): one redraw a minute, no flood
+    assert ProgressBar(10, enabled=True)._bar.mininterval == 60.0

@@ -95,3 +95,19 @@ def test_any_fast_tokenizer_folder_gets_missing_specials(tmp_path: Path) -> None
 def test_training_texts_include_references() -> None:
     texts = training_texts(["doc one", "doc two"], [("ref a",), ("ref b", "ref c")])
     assert texts == ["doc one", "doc two", "ref a", "ref b", "ref c"]
+
+
+def test_tokenizer_answers_to_hugging_face_names() -> None:
+    tok = get_tokenizer(data="builtin", vocab_size=600)
+    assert (tok.eos_token_id, tok.pad_token_id, tok.sep_token_id, tok.unk_token_id) == (
+        tok.eos_id,
+        tok.pad_id,
+        tok.sep_id,
+        tok.unk_id,
+    )
+    assert len(tok) == tok.vocab_size
+    ids = tok.encode("The council met.", add_special_tokens=False)
+    assert tok.decode(ids + [tok.eos_id], skip_special_tokens=True) == "The council met."
+    assert tok.decode([tok.eos_id], skip_special_tokens=False) == "</s>"
+    with pytest.raises(ValueError, match="add_special_tokens"):
+        tok.encode("x", add_special_tokens=True)

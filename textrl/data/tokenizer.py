@@ -42,6 +42,9 @@ class TextTokenizer:
     """A ``tokenizers.Tokenizer`` plus the special ids the environment and agent rely on.
 
     ``encode`` adds no special tokens; ``decode`` skips them. ``vocab_size`` counts added tokens.
+    It also answers to the Hugging Face names users reach for: ``eos_token_id``,
+    ``pad_token_id``, ``sep_token_id``, ``unk_token_id``, ``len(tokenizer)``,
+    ``encode(text, add_special_tokens=False)`` and ``decode(ids, skip_special_tokens=True)``.
     """
 
     def __init__(
@@ -83,17 +86,30 @@ class TextTokenizer:
         banned = self.special_ids - {self.eos_id}
         return [i for i in range(self.vocab_size) if i not in banned]
 
-    def encode(self, text: str, max_length: int | None = None) -> list[int]:
-        """Token ids of ``text`` (no special tokens added), truncated to ``max_length``."""
+    eos_token_id = property(lambda self: self.eos_id, doc="Hugging Face name of ``eos_id``.")
+    pad_token_id = property(lambda self: self.pad_id, doc="Hugging Face name of ``pad_id``.")
+    sep_token_id = property(lambda self: self.sep_id, doc="Hugging Face name of ``sep_id``.")
+    unk_token_id = property(lambda self: self.unk_id, doc="Hugging Face name of ``unk_id``.")
+
+    def __len__(self) -> int:
+        return self.vocab_size
+
+    def encode(
+        self, text: str, max_length: int | None = None, add_special_tokens: bool = False
+    ) -> list[int]:
+        """Token ids of ``text``, truncated to ``max_length``. No special tokens are added
+        (``add_special_tokens=True`` is refused: this tokenizer has no template to add)."""
+        if add_special_tokens:
+            raise ValueError("add_special_tokens: this tokenizer adds none; pass False")
         ids = self.backend.encode(text, add_special_tokens=False).ids
         return ids if max_length is None else ids[:max_length]
 
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         return [e.ids for e in self.backend.encode_batch(list(texts), add_special_tokens=False)]
 
-    def decode(self, ids: Sequence[int]) -> str:
-        """Detokenised text of ``ids``; special tokens are skipped."""
-        return self.backend.decode(list(ids), skip_special_tokens=True)
+    def decode(self, ids: Sequence[int], skip_special_tokens: bool = True) -> str:
+        """Detokenised text of ``ids``; special tokens are skipped unless asked otherwise."""
+        return self.backend.decode([int(i) for i in ids], skip_special_tokens=skip_special_tokens)
 
     def id_to_token(self, token_id: int) -> str | None:
         return self.backend.id_to_token(token_id)

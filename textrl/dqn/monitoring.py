@@ -163,6 +163,9 @@ class ProgressBar:
         if enabled:
             from tqdm.auto import tqdm
 
+            # Written to a file (a log, CI) rather than a terminal, a bar redrawn 10 times a
+            # second floods it: redraw once a minute there.
+            interactive = getattr(sys.stderr, "isatty", lambda: False)()
             self._bar = tqdm(
                 total=total,
                 initial=initial,
@@ -170,6 +173,7 @@ class ProgressBar:
                 unit="step",
                 dynamic_ncols=True,
                 smoothing=0.05,
+                mininterval=0.1 if interactive else 60.0,
             )
         self._postfix: dict[str, str] = {}
 
