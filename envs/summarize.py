@@ -36,7 +36,8 @@ class SummarizeEnv(gym.Env):
     ``max_new_tokens``. The generated text is the tokenizer's decoding of the emitted ids.
 
     ## Action Space
-    ``Discrete(n)``: action ``a`` emits token id ``action_token_ids[a]``. The actions are the
+    ``Discrete(n)``: action ``a`` emits token id ``action_token_ids[a]`` (``a`` itself with the
+    built-in tokenizer, whose never-generated tokens come last). The actions are the
     tokenizer's vocabulary minus the special tokens that are never generated (padding,
     separator, unknown), so that every action the space can sample is a real token
     (``action_space.sample()``, ``check_env`` and mask-unaware agents work). Action 0 is the

@@ -31,7 +31,7 @@ def _env(reward: str, dense: bool, cjk: bool) -> SummarizeEnv:
             dense=dense,
             cjk=cjk,
             max_new_tokens=24,
-            vocab_size=300,
+            vocab_size=400,
             action_mask="source",
         )
     return _ENVS[key]

@@ -26,24 +26,37 @@ def builtin_tok() -> TextTokenizer:
 
 def test_special_ids_and_action_ids(builtin_tok: TextTokenizer) -> None:
     tok = builtin_tok
-    assert (tok.eos_id, tok.pad_id, tok.sep_id, tok.unk_id) == (0, 1, 2, 3)
+    assert (tok.eos_id, tok.pad_id, tok.sep_id, tok.unk_id) == (0, 4093, 4094, 4095)
     assert tok.vocab_size == 4096
     actions = tok.action_token_ids()
-    assert actions[0] == tok.eos_id and len(actions) == tok.vocab_size - 3
+    assert actions == list(range(4093))  # action a emits token id a; EOS is action 0
     assert not {tok.pad_id, tok.sep_id, tok.unk_id} & set(actions)
+
+
+def test_every_character_is_generatable(builtin_tok: TextTokenizer) -> None:
+    text = "Caf\u00e9 \u00a9 2024 \U0001f600 \u4e2d\u6587 \u05e9\u05dc\u05d5\u05dd na\u00efve"
+    ids = builtin_tok.encode(text)
+    assert builtin_tok.unk_id not in ids and builtin_tok.decode(ids) == text
+    emoji = builtin_tok.encode("\U0001f600")
+    assert [builtin_tok.id_to_token(i) for i in emoji[-4:]] == [
+        "<0xF0>",
+        "<0x9F>",
+        "<0x98>",
+        "<0x80>",
+    ]
 
 
 def test_cache_is_reused_and_keyed_by_content(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("TEXTRL_CACHE", str(tmp_path))
     texts = ["alpha beta gamma delta"] * 20 + ["epsilon zeta eta theta"] * 20
-    a = cached_trained_tokenizer(texts, vocab_size=128)
+    a = cached_trained_tokenizer(texts, vocab_size=400)
     saved = list((tmp_path / "tokenizers").iterdir())
     assert len(saved) == 1 and (saved[0] / "tokenizer.json").is_file()
     mtime = os.stat(saved[0] / "tokenizer.json").st_mtime_ns
-    b = cached_trained_tokenizer(texts, vocab_size=128)
+    b = cached_trained_tokenizer(texts, vocab_size=400)
     assert os.stat(saved[0] / "tokenizer.json").st_mtime_ns == mtime  # loaded, not retrained
     assert a.encode("alpha gamma") == b.encode("alpha gamma")
-    cached_trained_tokenizer(texts, vocab_size=100)
+    cached_trained_tokenizer(texts, vocab_size=360)
     assert len(list((tmp_path / "tokenizers").iterdir())) == 2
     assert not [p for p in (tmp_path / "tokenizers").iterdir() if p.name.startswith(".tmp")]
 
@@ -69,7 +82,9 @@ def test_decoding_a_prefix_gives_a_prefix(builtin_tok: TextTokenizer) -> None:
         for _ in range(5):
             k = rng.randrange(1, len(ids))
             assert doc.startswith(builtin_tok.decode(ids[:k]))
-    random_ids = [rng.choice(builtin_tok.action_token_ids()) for _ in range(40)]
+    # Subword tokens only: a character spelled in bytes shows as U+FFFD until its last byte.
+    subwords = [i for i in builtin_tok.action_token_ids() if i > 256]
+    random_ids = [rng.choice(subwords) for _ in range(40)]
     texts = [builtin_tok.decode(random_ids[:k]) for k in range(41)]
     assert all(texts[k + 1].startswith(texts[k]) for k in range(40))
 

@@ -264,8 +264,8 @@ def test_budget_that_leaves_no_dqn_is_refused_and_cjk_without_cjk_is_warned() ->
     TextConfig(minutes=3, mle_minutes=5, mle=False)  # no warm start: nothing to refuse
     chinese = [("这是一个关于河流洪水的长文档，城镇被淹没了。", ("河流洪水淹没城镇。",))] * 3
     with pytest.warns(UserWarning, match="every reward of this run would be 0.*--cjk"):
-        assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=200)) == 0.0
-    assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=200, cjk=True)) > 0.5
+        assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=400)) == 0.0
+    assert check_reward_signal(SummarizeEnv(data=chinese, vocab_size=400, cjk=True)) > 0.5
 
 
 def test_initialise_from_a_local_pretrained_encoder(tiny_data: Path, tmp_path: Path) -> None:
@@ -355,7 +355,7 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     p = run_cli("generate", "missing-run", "Some text.", cwd=tmp_path)
     assert p.returncode == 2 and not (tmp_path / "missing-run").exists()  # nothing created
     p = run_cli("generate", "run", "\U0001f600\U0001f600", cwd=tmp_path)
-    assert p.returncode == 2 and "none of its characters are in the run's vocabulary" in p.stderr
+    assert p.returncode == 0, p.stderr  # byte fallback: every character has tokens
     for flag in ("--limit=0", "--limit=-5", "--beam=0", "--no-repeat-ngram=-1"):
         p = run_cli("eval", "run", flag, cwd=tmp_path)
         assert p.returncode == 2 and "expected an integer >=" in p.stderr, flag

@@ -3,7 +3,10 @@
 Default: a BPE tokenizer trained with ``tokenizers`` on the training split's documents and
 references (``vocab_size`` 4096 by default), with a SentencePiece-style ``Metaspace``
 pre-tokenizer (a word-initial piece carries ``▁``), so decoding is piece concatenation and the
-decoded text of a prefix of ids is a prefix of the decoded text of the whole. It is cached on disk
+decoded text of a prefix of subword ids is a prefix of the decoded text of the whole. It falls
+back to bytes: a character no subword covers (an emoji, a rare script) is spelled as UTF-8 byte
+tokens ``<0xNN>``, so every character can be generated and ``<unk>`` never appears (a character
+being spelled shows as U+FFFD until its last byte). It is cached on disk
 under ``$TEXTRL_CACHE`` (default ``~/.cache/textrl``) keyed by a hash of the training text and the
 settings, and saved in Hugging Face format: ``transformers.AutoTokenizer.from_pretrained(path)``
 loads it.
@@ -11,9 +14,10 @@ loads it.
 Alternatively any Hugging Face *fast* tokenizer by local path or hub name
 (``trust_remote_code`` stays off). Missing special tokens are added to it.
 
-Special tokens (built-in ids): ``</s>`` = 0 (end of sequence, always a legal action), ``<pad>`` = 1
-(observation padding), ``<sep>`` = 2 (source/target separator for models), ``<unk>`` = 3
-(characters the vocabulary lacks). :meth:`TextTokenizer.action_token_ids` lists the ids that can
+Built-in ids: ``</s>`` = 0 (end of sequence, always a legal action), the byte tokens 1-256, the
+subwords, and last the three tokens that are never generated: ``<pad>`` (observation padding),
+``<sep>`` (source/target separator for models) and ``<unk>``. So with the built-in tokenizer
+action ``a`` emits token id ``a``. :meth:`TextTokenizer.action_token_ids` lists the ids that can
 be generated: every id except the special tokens other than end of sequence.
 """
 
@@ -30,7 +34,8 @@ from pathlib import Path
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 
 PAD, EOS, SEP, UNK = "<pad>", "</s>", "<sep>", "<unk>"
-FORMAT_VERSION = 1  # bump when the trained tokenizer's recipe changes (invalidates caches)
+FORMAT_VERSION = 2  # bump when the trained tokenizer's recipe changes (invalidates caches)
+# 2: byte fallback, and ids laid out so that action a emits token id a
 
 
 def cache_root() -> Path:
@@ -163,22 +168,53 @@ class TextTokenizer:
         )
 
 
+MIN_VOCAB_SIZE = 320
+"""The byte tokens and special tokens take 260 ids; the rest is learned subwords."""
+
+
 def train_tokenizer(
     texts: Iterable[str], vocab_size: int = 4096, min_frequency: int = 2
 ) -> TextTokenizer:
-    """Train the built-in BPE tokenizer (see the module docstring) on ``texts``."""
-    if vocab_size < 64:
-        raise ValueError(f"vocab_size: expected at least 64, got {vocab_size}")
-    tok = Tokenizer(models.BPE(unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
-    tok.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
+    """Train the built-in BPE tokenizer (see the module docstring) on ``texts``.
+
+    A BPE with ``vocab_size - 256`` entries is learned with ``tokenizers``; the final vocabulary
+    then lays out ids so that action ``a`` emits token id ``a``: end-of-sequence first (0), the
+    256 byte tokens ``<0x00>``..``<0xFF>`` (1-256, byte fallback: any character the subwords
+    lack is spelled in UTF-8 bytes, never ``<unk>``), the learned subwords, and last the three
+    tokens no action emits (``<pad>``, ``<sep>``, ``<unk>``).
+    """
+    if vocab_size < MIN_VOCAB_SIZE:
+        raise ValueError(f"vocab_size: expected at least {MIN_VOCAB_SIZE}, got {vocab_size}")
+    learned = Tokenizer(models.BPE(unk_token=UNK))
+    learned.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
+        vocab_size=vocab_size - 256,
         min_frequency=min_frequency,
         special_tokens=[EOS, PAD, SEP, UNK],
         show_progress=False,
     )
-    tok.train_from_iterator(texts, trainer=trainer)
+    learned.train_from_iterator(texts, trainer=trainer)
+    model = json.loads(learned.to_str())["model"]
+    byte_tokens = [f"<0x{b:02X}>" for b in range(256)]
+    specials = {EOS, PAD, SEP, UNK}
+    subwords = [
+        t
+        for t, _ in sorted(model["vocab"].items(), key=lambda kv: kv[1])
+        if t not in specials and t not in byte_tokens
+    ]
+    order = [EOS, *byte_tokens, *subwords, PAD, SEP, UNK]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ", 1)) for m in model["merges"]]
+    tok = Tokenizer(
+        models.BPE({t: i for i, t in enumerate(order)}, merges, unk_token=UNK, byte_fallback=True)
+    )
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
+    tok.decoder = decoders.Sequence(
+        [
+            decoders.ByteFallback(),
+            decoders.Metaspace(replacement="▁", prepend_scheme="always"),
+        ]
+    )
+    tok.add_special_tokens([EOS, PAD, SEP, UNK])
     return TextTokenizer(tok, name="builtin-bpe")
 
 

@@ -208,7 +208,7 @@ class TextConfig(DQNConfig):
             "eval_docs",
         ):
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
-        check_field(self, "vocab_size", self.vocab_size >= 64, "an integer >= 64")
+        check_field(self, "vocab_size", self.vocab_size >= 320, "an integer >= 320")
         for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr"):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
         for name in ("mle_eval_every", "value_warmup_updates"):
