@@ -42,7 +42,8 @@ class SummarizeEnv(gym.Env):
     separator, unknown), so that every action the space can sample is a real token
     (``action_space.sample()``, ``check_env`` and mask-unaware agents work). Action 0 is the
     end-of-sequence token for the built-in tokenizer; ``eos_action`` names it in general.
-    :meth:`token_id` maps an action to its token id and :meth:`action_of` back.
+    :meth:`token_id` maps an action to its token id, :meth:`action_of` back, and
+    :meth:`actions_of_text` a text to the actions that write it.
 
     ## Observation Space
     ``Dict`` of fixed-size int32 arrays, padded with the tokenizer's ``<pad>`` id
@@ -299,6 +300,11 @@ class SummarizeEnv(gym.Env):
     def token_id(self, action: int) -> int:
         """The token id that ``action`` emits (inverse of :meth:`action_of`)."""
         return int(self.action_token_ids[action])
+
+    def actions_of_text(self, text: str) -> list[int]:
+        """The actions that write ``text`` (its tokens; tokens no action emits are dropped)."""
+        actions = (self.action_of(t) for t in self.tokenizer.encode(text))
+        return [a for a in actions if a is not None]
 
     def action_of(self, token_id: int) -> int | None:
         """The action that emits ``token_id``, or ``None`` for a token no action emits

@@ -233,6 +233,18 @@ def test_rewards_equal_library_on_500_real_pairs(scitldr_dir) -> None:
         assert abs(rewards[-1] - expected) < 1e-9 and sum(abs(r) for r in rewards[:-1]) == 0
 
 
+def test_text_to_actions_and_back() -> None:
+    env = gym.make("textrl/Summarize-v0").unwrapped
+    actions = env.actions_of_text("The council met \u00a9 \U0001f600.")
+    env.reset(seed=0)
+    for a in actions:
+        _, _, _, _, info = env.step(a)
+    assert info["text"] == "The council met \u00a9 \U0001f600."
+    assert [env.token_id(a) for a in actions] == env.tokenizer.encode(info["text"])
+    assert all(env.token_id(a) == a for a in actions)  # built-in tokenizer: action == token id
+    assert env.action_of(env.tokenizer.pad_id) is None
+
+
 def test_reset_options_are_checked() -> None:
     env = SummarizeEnv(data=[Example("A river flooded the town.", ("River floods town.",))])
     with pytest.raises(ValueError, match=r"options\['references'\]: expected a string or a list"):

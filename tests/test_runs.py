@@ -180,13 +180,22 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
     ckpt = run.load_latest()
     assert ckpt.step == 1 and float(ckpt.model_state["w"][0]) == 1.0
     assert "step-00000002" in capsys.readouterr().err
+    # the damaged one is set aside, so pruning keeps the readable checkpoints
+    assert (run.checkpoint_dir / "step-00000002.bad").is_dir()
+    assert [p.name for p in run.checkpoints()] == ["step-00000001"]
+    run.save_checkpoint(3, {"w": torch.full((2,), 3.0)}, keep=1)
+    assert run.load_latest().step == 3 and [p.name for p in run.checkpoints()] == ["step-00000003"]
     # a pickle where the optimizer state belongs is refused without running it; with nothing
     # readable left the error names every checkpoint and why
     import pickle
 
-    (run.checkpoint_dir / "step-00000001" / "extra.pt").write_bytes(pickle.dumps(object()))
+    run.save_checkpoint(4, {"w": torch.full((2,), 4.0)}, keep=2)
+    for step in (3, 4):
+        (run.checkpoint_dir / f"step-0000000{step}" / "extra.pt").write_bytes(
+            pickle.dumps(object())
+        )
     with pytest.raises(
-        ValueError, match=r"no readable checkpoint.*step-00000002.*step-00000001: holds a pickle"
+        ValueError, match=r"no readable checkpoint.*step-00000004.*step-00000003: holds a pickle"
     ):
         run.load_latest()
 

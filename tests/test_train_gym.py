@@ -307,3 +307,32 @@ def test_ctrl_c_checkpoints_and_the_run_resumes(tmp_path: Path) -> None:
         "CartPole-v1", _cfg(), tmp_path, resume=True, progress=False, tensorboard=False
     )
     assert resumed["env_steps"] == 600 and resumed["stopped"] == "total_steps"
+
+
+def test_ctrl_c_signal_before_the_first_evaluation_of_a_resumed_run(tmp_path: Path) -> None:
+    import os
+    import signal
+
+    def ctrl_c_at(step: int):
+        def callback(state: dict) -> bool:
+            if state["env_steps"] == step:
+                os.kill(os.getpid(), signal.SIGINT)  # stops before the next step
+            return True
+
+        return callback
+
+    first = train_gym(
+        "CartPole-v1", _cfg(), tmp_path, progress=False, tensorboard=False, callback=ctrl_c_at(250)
+    )
+    assert first["stopped"] == "interrupted" and first["env_steps"] == 250
+    again = train_gym(
+        "CartPole-v1",
+        _cfg(),
+        tmp_path,
+        resume=True,
+        progress=False,
+        tensorboard=False,
+        callback=ctrl_c_at(260),
+    )
+    assert again["stopped"] == "interrupted" and again["env_steps"] == 260  # no KeyError
+    assert RunDir(tmp_path).load_latest().step == 260

@@ -241,6 +241,29 @@ def test_kill_9_in_the_warm_start_and_in_a_checkpoint_write_resumes_exactly(
         assert all(torch.equal(v, got[k]) for k, v in expected.items()), mode
 
 
+def test_ctrl_c_stops_at_a_safe_point_and_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+    import os
+    import signal
+
+    import torch
+
+    def ctrl_c(state) -> bool:  # a real SIGINT, as a terminal sends it, mid-way through DQN
+        if state.env_steps > 100 and not sent:
+            sent.append(True)
+            os.kill(os.getpid(), signal.SIGINT)
+        return True
+
+    sent: list[bool] = []
+    cfg = TextConfig(data=str(tiny_data), **TINY)
+    full = train_text(cfg, tmp_path / "full", progress=False)
+    cut = train_text(cfg, tmp_path / "cut", progress=False, callback=ctrl_c)
+    assert cut["stopped"] == "interrupted" and 100 < cut["env_steps"] < full["env_steps"]
+    resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert (resumed["env_steps"], resumed["grad_steps"]) == (full["env_steps"], full["grad_steps"])
+    a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
+    assert all(torch.equal(v, b.model_state[k]) for k, v in a.model_state.items())
+
+
 def test_ctrl_c_checkpoints_and_returns(tiny_data: Path, tmp_path: Path) -> None:
     def interrupt(state) -> bool:
         if state.env_steps > 0:

@@ -248,6 +248,11 @@ def _load_single_file(
             "(train.jsonl, validation.jsonl, test.jsonl), or carve validation and test from "
             "this file with holdout (--holdout 0.1: a seeded 10% each)"
         )
+    if holdout and own != "train":
+        raise ValueError(
+            f"holdout: {str(path)!r} is the {own!r} split (its name says so); holdout carves "
+            "validation and test from a training file only"
+        )
     if holdout and wanted not in SPLIT_ALIASES:
         raise ValueError(f"split: {split!r} is not one of the holdout splits {list(SPLIT_ALIASES)}")
     full = _file_examples(str(path), document_column, summary_column)

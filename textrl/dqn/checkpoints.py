@@ -212,6 +212,14 @@ class RunDir:
         found = self.checkpoints()
         return found[-1] if found else None
 
+    def _set_aside(self, damaged: list[Path]) -> None:
+        """Rename unreadable checkpoints to ``*.bad`` (kept for inspection, never loaded or
+        counted again), so that pruning and ``latest`` only ever see readable ones."""
+        for path in damaged:
+            bad = path.with_name(path.name + ".bad")
+            shutil.rmtree(bad, ignore_errors=True)
+            os.replace(path, bad)
+
     def load_latest(self) -> Checkpoint | None:
         """Load the newest readable checkpoint, or ``None`` when there is none.
 
@@ -241,6 +249,7 @@ class RunDir:
                 continue
             if problems:
                 print(f"textrl: resuming from {str(path)!r}", file=sys.stderr)
+                self._set_aside(candidates[: candidates.index(path)])
             return checkpoint
         if problems:
             raise ValueError(

@@ -38,7 +38,15 @@ from textrl.dqn.config import DQNConfig
 from textrl.dqn.losses import check_finite
 from textrl.dqn.monitoring import MetricsLogger, plot_curves
 
-__all__ = ["DQNCore", "TrainState", "polyak_update", "torch_threads", "training_session"]
+__all__ = [
+    "DQNCore",
+    "StopRequest",
+    "TrainState",
+    "polyak_update",
+    "stop_on_ctrl_c",
+    "torch_threads",
+    "training_session",
+]
 
 Phase = Literal["mle", "dqn"]
 
@@ -246,7 +254,51 @@ class DQNCore:
             self.replay.load_state_dict(checkpoint.replay_state)
         if checkpoint.rng_state is not None:
             restore_rng_state(checkpoint.rng_state, self.rng, self.gen)
+        if "state" not in checkpoint.meta:
+            raise ValueError(
+                f"checkpoint: {str(checkpoint.path)!r} was written by an earlier "
+                "textrl (no training state); start a new run folder"
+            )
         self.state = TrainState.from_json(checkpoint.meta["state"])
+
+
+class StopRequest:
+    """Set by the first Ctrl-C; training loops check it where a checkpoint is exact."""
+
+    def __init__(self) -> None:
+        self.requested = False
+
+
+@contextlib.contextmanager
+def stop_on_ctrl_c() -> Iterator[StopRequest]:
+    """While the block runs, the first Ctrl-C (SIGINT) only sets ``.requested``: the loop stops
+    at its next safe point (between updates, rounds or steps) and checkpoints exactly there. A
+    second Ctrl-C interrupts at once (``KeyboardInterrupt``). Outside the main thread, or where
+    signals cannot be set, Ctrl-C keeps its default meaning."""
+    import signal
+    import sys
+    import threading
+
+    request = StopRequest()
+    if threading.current_thread() is not threading.main_thread():
+        yield request
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        if request.requested:
+            raise KeyboardInterrupt
+        request.requested = True
+        print(
+            "\ntextrl train: stopping at the next safe point to checkpoint (Ctrl-C again to "
+            "abort at once)",
+            file=sys.stderr,
+        )
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield request
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager

@@ -30,7 +30,7 @@ from gymnasium import spaces
 
 from textrl.dqn.checkpoints import RunDir, open_run, unpack_network_state
 from textrl.dqn.config import GymConfig
-from textrl.dqn.core import DQNCore, training_session
+from textrl.dqn.core import DQNCore, stop_on_ctrl_c, training_session
 from textrl.dqn.losses import nstep_targets, td_loss
 from textrl.dqn.mlp import MLPQNetwork
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
@@ -152,7 +152,10 @@ class GymTrainer:
         start = time.perf_counter()
         deadline = None if cfg.minutes is None else start + 60.0 * cfg.minutes
         steps_at_start = state.env_steps
-        with training_session(self.run_dir, self.logger, lambda: self.core.state):
+        with (
+            training_session(self.run_dir, self.logger, lambda: self.core.state),
+            stop_on_ctrl_c() as self.stop,
+        ):
             try:
                 stopped = self.loop(deadline, callback)
                 if stopped != "interrupted" and self.evaluated_at != state.env_steps:
@@ -171,6 +174,8 @@ class GymTrainer:
             while state.env_steps < self.cfg.total_steps:
                 if deadline is not None and time.perf_counter() > deadline:
                     return "minutes"
+                if self.stop.requested:  # Ctrl-C: stop between steps (an exact checkpoint)
+                    return "interrupted"
                 epsilon = self.step()
                 info = {
                     "env_steps": state.env_steps,
@@ -281,12 +286,8 @@ class GymTrainer:
 
     def result(self, stopped: str, wall: float, steps_at_start: int) -> dict[str, Any]:
         state, ev = self.core.state, self.last_eval
-        ev = ev or {
-            "mean_return": float("nan"),
-            "std_return": float("nan"),
-            "mean_length": float("nan"),
-            "returns": [],
-        }
+        nan = float("nan")  # (no evaluation yet: interrupted before the first one)
+        ev = {"mean_return": nan, "std_return": nan, "mean_length": nan, "returns": [], **ev}
         return {
             "env_id": self.env_id,
             "env_steps": state.env_steps,

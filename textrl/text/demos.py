@@ -74,8 +74,7 @@ def demonstrations(
     for index, (example, texts) in enumerate(zip(env.examples, summaries)):
         source, mask = env.source_and_mask(example.document, example.references)
         for text in texts:
-            emitted = (env.action_of(t) for t in env.tokenizer.encode(text))
-            actions = [a for a in emitted if a is not None][: env.max_new_tokens]
+            actions = env.actions_of_text(text)[: env.max_new_tokens]
             if len(actions) < env.max_new_tokens:
                 actions.append(env.eos_action)
             demo_env.reset(options={"index": index})

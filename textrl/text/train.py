@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from textrl.dqn.checkpoints import load_weights, open_run, save_weights
-from textrl.dqn.core import TrainState, torch_threads, training_session
+from textrl.dqn.core import TrainState, stop_on_ctrl_c, torch_threads, training_session
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import linear_schedule
 from textrl.text.acting import LockstepActor
@@ -56,11 +56,13 @@ def train_text(
 ) -> dict[str, Any]:
     """Train (or continue) a text DQN run in ``run_dir``; returns the final metrics.
 
-    ``callback(state)`` gets the :class:`~textrl.dqn.core.TrainState` before each round of DQN
-    episodes; returning False stops the run there (checkpointed, like the end of the time
-    budget). A run stopped by the budget or the callback and then resumed learns exactly what
-    an uninterrupted run with step budgets would (tested), except that a warm start cut by
-    ``minutes`` resumes with the warm-start minutes it had left.
+    ``callback(state)`` gets the :class:`~textrl.dqn.core.TrainState` before each warm-start
+    update and before each round of DQN episodes; returning False (not merely a falsy value)
+    stops the run there (checkpointed, like the end of the time budget; ``stopped`` in the
+    result says what stopped it: ``total_steps``, ``minutes``, ``callback`` or
+    ``interrupted``). A run stopped by the budget, the callback or Ctrl-C and then resumed
+    learns exactly what an uninterrupted run with step budgets would (tested), except that a
+    warm start cut by ``minutes`` resumes with the warm-start minutes it had left.
     """
     return TextTrainer(cfg, run_dir, resume).run(progress, callback)
 
@@ -108,19 +110,26 @@ class TextTrainer:
     def run(
         self, progress: bool = True, callback: Callable[[Any], bool] | None = None
     ) -> dict[str, Any]:
-        """Both phases as far as the budgets allow; then evaluate and checkpoint. Ctrl-C
-        checkpoints and returns at once with ``stopped="interrupted"``."""
+        """Both phases as far as the budgets allow; then evaluate and checkpoint.
+
+        Ctrl-C stops at the next safe point (between warm-start updates or DQN rounds), skips
+        the final evaluation, checkpoints and returns with ``stopped="interrupted"``; that
+        checkpoint resumes exactly. A second Ctrl-C stops at once (still checkpointed)."""
         cfg = self.cfg
         deadline = self.t_start + cfg.minutes * 60 if cfg.minutes else math.inf
         result: dict[str, Any] = {}
-        with training_session(self.run_dir, self.logger, lambda: self.state):
+        with (
+            training_session(self.run_dir, self.logger, lambda: self.state),
+            stop_on_ctrl_c() as self.stop,
+        ):
             try:
-                stopped = "callback"
-                if self.state.phase == "mle" and self.warm_start(deadline, progress, callback):
-                    stopped = "minutes"  # (a warm start cut by the budget stays in "mle")
-                if self.state.phase == "dqn":
+                stopped = "minutes"
+                if self.state.phase == "mle":
+                    stopped = self.warm_start(deadline, progress, callback)
+                if self.state.phase == "dqn":  # (a warm start that did not end stays in "mle")
                     stopped = self.dqn(deadline, progress, callback)
-                result.update(self.evaluate())
+                if stopped != "interrupted":
+                    result.update(self.evaluate())
             except KeyboardInterrupt:
                 stopped = "interrupted"
             if self.state.phase == "mle" and not self.mle_path.is_file():
@@ -146,34 +155,45 @@ class TextTrainer:
 
     def warm_start(
         self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None
-    ) -> bool:
-        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``, then switch to DQN;
-        checkpointed after each evaluation. False when the callback stopped it."""
+    ) -> str:
+        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``, then switch to DQN
+        (``"done"``); checkpointed after each evaluation. Else says what stopped it."""
         cfg, state = self.cfg, self.state
         n_updates = int(cfg.mle_epochs * len(self.demos) / cfg.batch_size)
         t_mle = time.perf_counter()
         mle_deadline = min(deadline, t_mle + cfg.mle_minutes * 60 - state.mle_seconds)
         bar = ProgressBar(n_updates, state.mle_updates, progress, desc="mle")
         losses: list[float] = []
-        while state.mle_updates < n_updates and time.perf_counter() < mle_deadline:
-            if callback is not None and not callback(state):
-                bar.close()
-                state.mle_seconds += time.perf_counter() - t_mle
-                return False
-            losses.append(self.learner.mle_update(self.demos))
-            bar.update(1, loss=losses[-1])
-            if state.mle_updates % 50 == 0:
-                self.logger.log(state.mle_updates, {"mle_loss": float(np.mean(losses[-50:]))})
-            if cfg.mle_eval_every and state.mle_updates % cfg.mle_eval_every == 0:
-                self.evaluate_warm_start()
-                state.mle_seconds += time.perf_counter() - t_mle  # (checkpointed with it)
-                t_mle = time.perf_counter()
-                self.save()
-        bar.close()
-        state.mle_seconds += time.perf_counter() - t_mle
+        try:
+            while state.mle_updates < n_updates and time.perf_counter() < mle_deadline:
+                halt = self.halt(callback)
+                if halt:
+                    return halt
+                losses.append(self.learner.mle_update(self.demos))
+                bar.update(1, loss=losses[-1])
+                if state.mle_updates % 50 == 0:
+                    mean = float(np.mean(losses[-50:]))
+                    self.logger.log(state.mle_updates, {"mle_loss": mean})
+                if cfg.mle_eval_every and state.mle_updates % cfg.mle_eval_every == 0:
+                    self.evaluate_warm_start()
+                    now = time.perf_counter()  # the time so far goes into the checkpoint
+                    state.mle_seconds, t_mle = state.mle_seconds + now - t_mle, now
+                    self.save()
+        finally:  # (whatever stops the loop, its time is counted)
+            bar.close()
+            state.mle_seconds += time.perf_counter() - t_mle
         if state.mle_updates >= n_updates or state.mle_seconds >= cfg.mle_minutes * 60:
             self.end_warm_start()
-        return True
+            return "done"
+        return "minutes"
+
+    def halt(self, callback: Callable[[Any], bool] | None) -> str | None:
+        """``"interrupted"`` after a Ctrl-C, ``"callback"`` when the callback returns False."""
+        if self.stop.requested:
+            return "interrupted"
+        if callback is not None and callback(self.state) is False:
+            return "callback"
+        return None
 
     def evaluate_warm_start(self) -> None:
         """Evaluate the warm start; keep its best weights as ``mle.safetensors``."""
@@ -206,9 +226,10 @@ class TextTrainer:
         stats: dict[str, float] = {}
         t_learn, learned = 0.0, 0
         while state.env_steps < cfg.total_steps and time.perf_counter() < deadline:
-            if callback is not None and not callback(state):
+            halt = self.halt(callback)
+            if halt:
                 bar.close()
-                return "callback"
+                return halt
             progress_frac = state.env_steps / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
             steps, scores = self.act(eps)
