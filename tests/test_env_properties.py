@@ -79,7 +79,7 @@ def test_random_unicode_episodes_hold_the_env_contract(**kwargs) -> None:
 
 @pytest.mark.slow
 @settings(
-    max_examples=3000,
+    max_examples=20_000,
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much],
 )
