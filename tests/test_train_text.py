@@ -379,6 +379,12 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
     assert p.returncode == 2 and not (tmp_path / "missing-run").exists()  # nothing created
     p = run_cli("generate", "run", "\U0001f600\U0001f600", cwd=tmp_path)
     assert p.returncode == 0, p.stderr  # byte fallback: every character has tokens
+    # a run folder written by an older textrl (settings this one dropped) still decodes
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    config.update({"net_arch": "256,256", "eval_episodes": 10, "lr_end": None})
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    p = run_cli("generate", "run", "The council approved a bridge.", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
     for flag in ("--limit=0", "--limit=-5", "--beam=0", "--no-repeat-ngram=-1"):
         p = run_cli("eval", "run", flag, cwd=tmp_path)
         assert p.returncode == 2 and "expected an integer >=" in p.stderr, flag

@@ -19,6 +19,7 @@ the best reference per document (``metrics_max_ref``). Baselines on the same doc
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 from typing import Any
@@ -67,7 +68,10 @@ def load_text_run(
             f"{saved.get('kind', saved.get('env_id'))!r})"
         )
     saved.pop("kind")
-    cfg = TextConfig(**saved)
+    # Settings an older textrl wrote and this one no longer has (e.g. gym-only fields) are
+    # ignored; settings it did not have take their defaults.
+    known = {f.name for f in dataclasses.fields(TextConfig)}
+    cfg = TextConfig(**{k: v for k, v in saved.items() if k in known})
     if data is not None and data != cfg.data:
         cfg.data, cfg.holdout = data, 0.0  # the run's holdout carved its own data only
     tokenizer = None
