@@ -263,3 +263,15 @@ def test_a_folder_without_train_says_the_tokenizer_needs_it(tmp_path) -> None:
         r"data's train split.*--tokenizer",
     ):
         SummarizeEnv(data=str(tmp_path), split="test")
+
+
+def test_observe_action_mask_puts_the_mask_in_the_observation() -> None:
+    env = gym.make("textrl/Summarize-v0", observe_action_mask=True)
+    check_env(env.unwrapped)
+    env = gym.make("textrl/Summarize-v0", observe_action_mask=True, action_mask="source")
+    obs, info = env.reset(seed=3)
+    keys = set(info)
+    assert obs["action_mask"].dtype == np.int8 and (obs["action_mask"] == info["action_mask"]).all()
+    assert 0 < obs["action_mask"].sum() < len(obs["action_mask"])  # the source mask, not all
+    obs, _, _, _, info = env.step(int(np.flatnonzero(info["action_mask"])[1]))
+    assert set(info) == keys and env.observation_space.contains(obs)

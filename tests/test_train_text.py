@@ -278,6 +278,14 @@ def test_ctrl_c_checkpoints_and_returns(tiny_data: Path, tmp_path: Path) -> None
     assert resumed["stopped"] == "total_steps" and resumed["env_steps"] >= TINY["total_steps"]
 
 
+def test_metric_settings_reach_the_environment(tiny_data: Path) -> None:
+    cfg = TextConfig(
+        data=str(tiny_data), cjk=True, use_stemmer=False, lsum_split="newline", holdout=0.0, **TINY
+    )
+    config = make_env(cfg, "train").metric_config
+    assert (config.cjk, config.use_stemmer, config.lsum_split) == (True, False, "newline")
+
+
 def test_budget_that_leaves_no_dqn_is_refused_and_cjk_without_cjk_is_warned() -> None:
     from textrl.envs.summarize import SummarizeEnv
     from textrl.text.build import check_reward_signal
