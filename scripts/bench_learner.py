@@ -10,6 +10,9 @@ Measured in one run, on the built-in corpus, with the default text configuration
   network step per token, ``num_envs`` environments in lock-step) vs naive acting that re-runs
   the network over source + prefix at every step.
 
+It also prints the share of acting time spent inside the environments (``step``/``reset``, with
+their exact dense rewards), which says whether acting is bound by the network or by Python.
+
 Usage: ``python scripts/bench_learner.py [--updates 6] [--rounds 3]``
 """
 
@@ -129,12 +132,19 @@ def main() -> None:
             i += 64
         t_naive = time.perf_counter() - t0
 
-    # Acting.
+    # Acting, with the time inside the environments' step() and reset() measured apart (the
+    # rest is the network, the policy and the bookkeeping of LockstepActor.collect).
     job.act(0.1)
+    env_seconds = [0.0]
+    for env in job.actor.envs:
+        for name in ("step", "reset"):
+            setattr(env, name, _timed(getattr(env, name), env_seconds))
     t0, acted = time.perf_counter(), 0
     for _ in range(args.rounds):
         acted += job.act(0.1)[0]
     t_act = time.perf_counter() - t0
+    for env in job.actor.envs:  # back to the plain methods for the naive variant
+        del env.step, env.reset
     with torch_threads(1):
         t0, acted_naive = time.perf_counter(), naive_collect(job, 0.1)
         t_act_naive = time.perf_counter() - t0
@@ -157,8 +167,23 @@ def main() -> None:
         print(f"| {name} | {n} | {t:.2f} | {n / t:.0f} |")
     print(
         f"\nlearning speed-up {learned / t_ours / (n_naive / t_naive):.1f}x, "
-        f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x"
+        f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x; "
+        f"share of acting time inside the environments (step + reset, dense rewards): "
+        f"{env_seconds[0] / t_act:.0%}"
     )
+
+
+def _timed(method, total: list[float]):
+    """``method`` with its wall time added to ``total[0]``."""
+
+    def timed(*args, **kwargs):
+        t0 = time.perf_counter()
+        try:
+            return method(*args, **kwargs)
+        finally:
+            total[0] += time.perf_counter() - t0
+
+    return timed
 
 
 if __name__ == "__main__":
