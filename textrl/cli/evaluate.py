@@ -6,9 +6,9 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
 
 from textrl.cli.options import non_negative_int, positive_int
+from textrl.dqn.checkpoints import RunDir
 from textrl.text.config import WEIGHTS
 
 
@@ -70,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    saved = _run_config(Path(args.run_dir))
+    saved = RunDir(args.run_dir).load_config()
     if saved.get("kind") == "gym" or "env_id" in saved:
         from textrl.dqn.train_gym import evaluate_gym
 
@@ -120,13 +120,3 @@ def cmd_generate(args: argparse.Namespace) -> int:
         agent.generate([document.strip()], beam=args.beam, no_repeat_ngram=args.no_repeat_ngram)[0]
     )
     return 0
-
-
-def _run_config(run_dir: Path) -> dict[str, Any]:
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"run: no config.json in {str(run_dir)!r} (is it a run folder "
-            "written by 'textrl train'?)"
-        )
-    return json.loads(path.read_text(encoding="utf-8"))

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from textrl.cli.options import add_config_arguments, field_names, resolve_config
+from textrl.dqn.checkpoints import RunDir
 from textrl.dqn.config import PRESETS, DQNConfig, GymConfig
 from textrl.text.config import TextConfig
 
@@ -89,7 +90,8 @@ def _both_defaults(text: Any, gym: Any) -> str:
 def cmd_train(args: argparse.Namespace) -> int:
     if args.resume and args.out is None:
         raise ValueError("--resume: name the run folder to continue with --out RUN_DIR")
-    saved = _saved_config(Path(args.out)) if args.resume else None
+    run = RunDir(args.out) if args.resume else None
+    saved = run.load_config() if run is not None and run.config_path.is_file() else None
     saved_env = None if saved is None else saved.get("env_id")
     env_id = args.env or saved_env
     kind, cls = ("gym", GymConfig) if env_id else ("text", TextConfig)
@@ -129,17 +131,6 @@ def cmd_train(args: argparse.Namespace) -> int:
         return 130
     print(f"run folder: {out}  (next: textrl eval {out})")
     return 0
-
-
-def _saved_config(run_dir: Path) -> dict[str, Any] | None:
-    """The run's config.json (``None`` when the folder has none: a new run starts)."""
-    path = run_dir / "config.json"
-    if not path.is_file():
-        return None
-    saved = json.loads(path.read_text(encoding="utf-8"))
-    if not isinstance(saved, dict):
-        raise ValueError(f"config.json in {str(run_dir)!r}: expected a JSON object")
-    return saved
 
 
 def _jsonable(d: dict[str, Any]) -> dict[str, Any]:

@@ -127,9 +127,16 @@ class RunDir:
         return self.config_path
 
     def load_config(self) -> dict[str, Any]:
+        """The run's ``config.json`` (errors say when the folder is not a run folder)."""
         if not self.config_path.is_file():
-            raise FileNotFoundError(f"run: no config.json in {str(self.path)!r}")
-        return json.loads(self.config_path.read_text(encoding="utf-8"))
+            raise FileNotFoundError(
+                f"run: no config.json in {str(self.path)!r} (is it a run folder written by "
+                "'textrl train'?)"
+            )
+        saved = json.loads(self.config_path.read_text(encoding="utf-8"))
+        if not isinstance(saved, dict):
+            raise ValueError(f"run: config.json in {str(self.path)!r} is not a JSON object")
+        return saved
 
     def save_checkpoint(
         self,

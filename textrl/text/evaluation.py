@@ -59,8 +59,6 @@ def load_text_run(
     from safetensors.torch import load_file
 
     run = RunDir(run_dir)
-    if not run.config_path.is_file():
-        raise FileNotFoundError(f"run: {str(run_dir)!r} has no config.json (not a textrl run)")
     saved = run.load_config()
     if saved.get("kind") != "text":
         raise ValueError(
