@@ -10,7 +10,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from textrl.data import load_examples
 from textrl.dqn.checkpoints import RunDir
 from textrl.scoring.sentence import SentenceScorer
 from textrl.text.build import apply_init_encoder, make_env
@@ -41,18 +40,6 @@ TINY = dict(
     value_warmup_updates=2,
     mle_eval_every=5,
 )
-
-
-@pytest.fixture(scope="module")
-def tiny_data(tmp_path_factory) -> Path:
-    folder = tmp_path_factory.mktemp("tiny-data")
-    for split, n in (("train", 40), ("validation", 10), ("test", 10)):
-        rows = [
-            {"document": e.document, "summary": e.references[0]}
-            for e in load_examples("builtin", split)[:n]
-        ]
-        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
-    return folder
 
 
 def test_demonstrations_carry_the_env_rewards(tiny_data: Path) -> None:

@@ -6,13 +6,28 @@ values ``(B,)``; masks as in :mod:`textrl.dqn.policy`.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from textrl.dqn.policy import masked_q
 
-__all__ = ["check_finite", "large_margin_loss", "nstep_targets", "td_loss"]
+__all__ = [
+    "check_finite",
+    "kl_anchored_q",
+    "kl_soft_value",
+    "large_margin_loss",
+    "legal_log_softmax",
+    "nstep_targets",
+    "policy_gradient_loss",
+    "td_loss",
+]
+
+_ILLEGAL = -1e9
+"""Logit of an illegal action in :func:`legal_log_softmax`: finite, so that differences of two
+log-probabilities stay finite (and are then zeroed) where ``-inf - -inf`` would be NaN."""
 
 
 @torch.no_grad()
@@ -88,6 +103,61 @@ def large_margin_loss(
     if weights is not None:
         per_sample = weights * per_sample
     return per_sample.mean()
+
+
+def legal_log_softmax(logits: Tensor, mask: Tensor | None) -> Tensor:
+    """``log softmax(logits)`` renormalised over the legal actions; illegal entries are very
+    negative (finite). ``logits`` ``(..., A)``, ``mask`` broadcastable to it (1 = legal)."""
+    if mask is not None:
+        logits = logits.masked_fill(mask == 0, _ILLEGAL)
+    return F.log_softmax(logits, dim=-1)
+
+
+def kl_anchored_q(
+    value: Tensor, log_pi: Tensor, log_prior: Tensor, eta: float, mask: Tensor | None = None
+) -> Tensor:
+    """Q of a policy anchored to a frozen prior: ``V(s) + eta * (log pi(a|s) - log pi_0(a|s))``.
+
+    The parametrisation of KL-regularised RL (maximise return minus ``eta`` times
+    ``KL(pi || pi_0)`` per step; Jaques et al. 2017's KL-control, the soft-Q view of Guo et al.
+    2021 with a reference policy): its optimal policy is ``pi* ∝ pi_0 exp(Q*/eta)``, so a
+    network whose log-probabilities are ``log pi`` and whose value head is ``V`` represents
+    ``Q`` this way, and decoding ``argmax_a log pi_0 + Q/eta`` is decoding ``pi`` itself. The
+    residual ``Q - V`` is zero exactly where ``pi == pi_0`` (at the start of fine-tuning).
+    ``value`` ``(...,)``, log-probabilities ``(..., A)`` (over legal actions,
+    :func:`legal_log_softmax`); illegal entries are 0. Returns ``(..., A)``.
+    """
+    residual = eta * (log_pi - log_prior)
+    if mask is not None:
+        residual = torch.where(mask != 0, residual, torch.zeros_like(residual))
+    return value.unsqueeze(-1) + residual
+
+
+@torch.no_grad()
+def kl_soft_value(q: Tensor, log_prior: Tensor, eta: float, mask: Tensor | None = None) -> Tensor:
+    """The KL-regularised soft value ``V(s) = eta * log sum_a pi_0(a|s) exp(Q(s, a) / eta)``
+    over legal actions (the soft Bellman backup with a prior; Q-sharp, Zhou et al. 2025, and
+    Jaques et al. 2019). For ``Q`` from :func:`kl_anchored_q` with ``log pi`` normalised over
+    the same legal actions, this is that ``V``. ``q``, ``log_prior`` ``(..., A)`` -> ``(...,)``."""
+    scores = log_prior + q / eta
+    if mask is not None:
+        scores = scores.masked_fill(mask == 0, -math.inf)
+    return eta * torch.logsumexp(scores, dim=-1)
+
+
+def policy_gradient_loss(
+    log_pi_actions: Tensor, advantages: Tensor, valid: Tensor | None = None
+) -> Tensor:
+    """REINFORCE with a baseline: ``-mean_episodes(advantage * sum_t log pi(a_t|s_t))``.
+
+    Self-critical sequence training (Rennie et al. 2017) passes the sample's score minus the
+    greedy decode's score on the same document as ``advantage``: a sample better than greedy
+    becomes more likely, a worse one less. ``log_pi_actions`` ``(B, T)`` (log-probability of
+    each taken action), ``advantages`` ``(B,)``, ``valid`` ``(B, T)`` bool (real steps).
+    """
+    if valid is not None:
+        log_pi_actions = torch.where(valid, log_pi_actions, torch.zeros_like(log_pi_actions))
+    return -(advantages.detach() * log_pi_actions.sum(-1)).mean()
 
 
 def check_finite(loss: Tensor, step: int, what: str = "loss") -> None:

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from textrl.dqn.episode_replay import Episode
-from textrl.dqn.policy import epsilon_greedy
+from textrl.dqn.policy import epsilon_greedy, masked_q
 from textrl.envs.summarize import SummarizeEnv
 from textrl.text.batches import pad_sources
 from textrl.text.qnetwork import QNetwork
@@ -30,6 +30,7 @@ class Rollout(NamedTuple):
     episodes: list[Episode]  # one per environment, in environment order
     steps: int  # environment steps taken in all
     scores: list[float]  # each episode's return (= its final score: rewards telescope)
+    indices: list[int]  # each episode's document (its index in the environments' examples)
 
 
 class LockstepActor:
@@ -51,10 +52,24 @@ class LockstepActor:
         eps: float,
         generator: torch.Generator,
         seeds: Sequence[int] | None = None,
+        indices: Sequence[int] | None = None,
+        sample_scale: float | None = None,
     ) -> Rollout:
-        """One episode in each environment (reset with ``seeds`` when given)."""
+        """One episode in each environment (reset with ``seeds`` when given, on the documents
+        ``indices`` when given). Epsilon-greedy inside each mask, or with ``sample_scale`` a
+        draw from ``softmax(sample_scale * Q)`` inside it (the soft head's policy for
+        ``1 / soft_tau``)."""
+        if indices is not None and len(indices) != len(self.envs):
+            raise ValueError(
+                f"indices: expected one document index per environment ({len(self.envs)}), "
+                f"got {len(indices)}"
+            )
         resets = [
-            e.reset(seed=None if seeds is None else seeds[i]) for i, e in enumerate(self.envs)
+            e.reset(
+                seed=None if seeds is None else seeds[i],
+                options=None if indices is None else {"index": int(indices[i])},
+            )
+            for i, e in enumerate(self.envs)
         ]
         sources = [o["source"][: int(o["source_length"])] for o, _ in resets]
         masks = np.stack([info["action_mask"] for _, info in resets])  # (K, A)
@@ -70,7 +85,11 @@ class LockstepActor:
         done = [False] * k
         steps = 0
         while True:
-            a = epsilon_greedy(q, legal, eps, generator)  # (K,)
+            if sample_scale is None:
+                a = epsilon_greedy(q, legal, eps, generator)  # (K,)
+            else:
+                logits = masked_q(q * sample_scale, legal)
+                a = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
             for i in range(k):
                 if done[i]:
                     continue
@@ -99,7 +118,8 @@ class LockstepActor:
             )
             for i in range(k)
         ]
-        return Rollout(episodes, steps, [float(sum(r)) for r in rewards])
+        indices_out = [int(info["index"]) for _, info in resets]
+        return Rollout(episodes, steps, [float(sum(r)) for r in rewards], indices_out)
 
     def rng_states(self) -> list[dict[str, Any]]:
         """Each environment's generator state (which documents it draws next)."""

@@ -119,6 +119,22 @@ class TextConfig(DQNConfig):
         "What the warm start imitates and replay keeps as demonstrations: 'references', 'oracle' "
         "(the best-scoring document sentence, see textrl.demos) or 'both'.",
     )
+    algo: Literal["anchored", "dqfd", "scst"] = option(
+        "dqfd",
+        "Fine-tuning after the warm start: 'anchored' (DQN of the residual over the frozen warm "
+        "start, KL-regularised: see --anchor-eta), 'dqfd' (DQN with DQfD's demonstration losses) "
+        "or 'scst' (self-critical policy gradient, Rennie et al. 2017: the baseline).",
+    )
+    anchor_eta: float = option(
+        0.05,
+        "--algo anchored: weight of KL(pi || warm start) per token, in reward units; the policy "
+        "is pi ∝ pi_warm * exp(Q / eta), so a smaller eta lets Q move it further.",
+    )
+    anchor_target: Literal["soft", "hard"] = option(
+        "soft",
+        "--algo anchored: bootstrap with the soft value eta * log E_warm[exp(Q / eta)] ('soft') "
+        "or with Q of the decoding policy's greedy action ('hard', double DQN).",
+    )
     demos: bool = option(True, "Keep the demonstrations in replay during DQN (DQfD).")
     demo_bonus: float = option(1.0, "Priority bonus of demonstration episodes (DQfD's epsilon_d).")
     margin: float = option(0.1, "DQfD large margin, in reward units (rewards are in [0, 1]).")
@@ -209,7 +225,7 @@ class TextConfig(DQNConfig):
         ):
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
         check_field(self, "vocab_size", self.vocab_size >= 320, "an integer >= 320")
-        for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr"):
+        for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr", "anchor_eta"):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
         for name in ("mle_eval_every", "value_warmup_updates"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
@@ -222,4 +238,11 @@ class TextConfig(DQNConfig):
             not self.mle or self.minutes is None or self.mle_minutes < self.minutes,
             f"less than minutes={self.minutes} so that the DQN phase runs (lower --mle-minutes, "
             "raise --minutes, or pass --no-mle)",
+        )
+        check_field(
+            self,
+            "algo",
+            self.algo == "dqfd" or self.q_head == "soft",
+            f"'dqfd' with q_head={self.q_head!r} ('anchored' and 'scst' read the soft head's "
+            "log-probabilities: keep --q-head soft)",
         )

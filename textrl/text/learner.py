@@ -17,7 +17,10 @@ every transition of ``batch_size`` whole episodes.
 
 from __future__ import annotations
 
+import copy
+import math
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -28,12 +31,21 @@ from torch import Tensor
 from textrl.dqn.checkpoints import load_weights
 from textrl.dqn.core import DQNCore, torch_threads
 from textrl.dqn.episode_replay import Episode, EpisodeReplay, stack_padded
-from textrl.dqn.losses import large_margin_loss, nstep_targets, td_loss
+from textrl.dqn.losses import (
+    kl_anchored_q,
+    kl_soft_value,
+    large_margin_loss,
+    legal_log_softmax,
+    nstep_targets,
+    policy_gradient_loss,
+    td_loss,
+)
 from textrl.dqn.policy import masked_q
 from textrl.envs.summarize import SummarizeEnv
 from textrl.text.batches import EpisodeTensors, episode_tensors, nstep_tensors
 from textrl.text.build import build_network
 from textrl.text.config import TextConfig
+from textrl.text.qnetwork import QNetwork
 
 __all__ = ["TextLearner"]
 
@@ -70,6 +82,9 @@ class TextLearner(DQNCore):
         super().__init__(cfg, net, replay, optimizers, phase="mle" if cfg.mle else "dqn")
         self.cfg: TextConfig = cfg
         self.pad_id = env.pad_id
+        self.prior: QNetwork | None = None  # the frozen anchor of algo="anchored"
+        if cfg.algo == "anchored" and not cfg.mle:
+            self.set_prior()  # the network as built (or as --init-weights loaded it)
 
     def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
         return episode_tensors(episodes, self.pad_id, self.online.n_actions)
@@ -103,12 +118,22 @@ class TextLearner(DQNCore):
             return float(loss.detach())
 
     def end_warm_start(self) -> None:
-        """Switch to DQN: the target copies the warm start, the learning rate becomes ``lr``."""
+        """Switch to DQN: the target (and the anchor) copy the warm start, the learning rate
+        becomes ``lr``."""
         self.sync_target()
+        if self.cfg.algo == "anchored":
+            self.set_prior()
         self.set_lr(self.cfg.lr)
         self.state.phase = "dqn"
 
     # -- DQN ----------------------------------------------------------------------------------
+
+    def set_prior(self, path: str | Path | None = None) -> None:
+        """Freeze the anchor of ``algo="anchored"``: a copy of the online network (the warm
+        start, at the switch to DQN), or the weights at ``path`` (when resuming)."""
+        self.prior = copy.deepcopy(self.online).requires_grad_(False).eval()
+        if path is not None:
+            load_weights(self.prior, path, "prior")
 
     def dqn_update(self, beta: float) -> dict[str, float]:
         """Sample episodes, targets, losses, step, target update, priorities; returns stats."""
@@ -117,7 +142,10 @@ class TextLearner(DQNCore):
             sample = self.replay.sample_episodes(cfg.batch_size, self.rng, beta)
             b = self.batch(sample.episodes)
             q_all = self.online(b.source, b.source_mask, b.tokens)  # (B, T+1, A)
-            targets = self._targets(sample.episodes, b, q_all.detach())  # (N,) valid steps
+            if cfg.algo == "anchored":
+                q_all, targets = self._anchored(sample.episodes, b, q_all)
+            else:
+                targets = self._targets(sample.episodes, b, q_all.detach())  # (N,) valid steps
             q_steps = q_all[:, :-1]  # (B, T, A)
             q_sa = q_steps.gather(-1, b.actions[..., None]).squeeze(-1)[b.valid]  # (N,)
             weights = torch.from_numpy(sample.weights)[:, None].expand_as(b.valid)[b.valid]
@@ -141,6 +169,73 @@ class TextLearner(DQNCore):
                 "td_loss": float(loss_td.detach()),
                 "margin_loss": float(0.0 if margin is None else margin.detach()),
                 "q_mean": float(q_sa.detach().mean()),
+                "transitions": int(b.valid.sum()),
+            }
+
+    def _anchored_q(self, q_soft: Tensor, log_prior: Tensor, legal: Tensor) -> Tensor:
+        """Q of the network's policy anchored to the prior (:func:`kl_anchored_q`): the soft
+        head's ``Q / soft_tau`` are the policy's logits and ``soft_tau * logsumexp`` over the
+        legal actions its value. (B, T+1, A) -> (B, T+1, A)."""
+        tau = self.cfg.soft_tau
+        logits = q_soft / tau
+        value = tau * torch.logsumexp(logits.masked_fill(legal == 0, -math.inf), -1)
+        return kl_anchored_q(
+            value, legal_log_softmax(logits, legal), log_prior, self.cfg.anchor_eta, legal
+        )
+
+    def _anchored(
+        self, episodes: Sequence[Episode], b: EpisodeTensors, q_soft: Tensor
+    ) -> tuple[Tensor, Tensor]:
+        """Anchored Q of every state (with gradient) and the n-step targets of every valid
+        step: ``R_n + discount_n * V(s_{t+n})``, V the KL-regularised soft value of the target
+        network's Q (``anchor_target="soft"``) or its Q at the decoding policy's greedy action
+        (``"hard"``: double DQN over ``log pi_0 + Q / eta``)."""
+        cfg = self.cfg
+        if self.prior is None:
+            raise RuntimeError("TextLearner: algo='anchored' needs set_prior() first")
+        legal = b.legal[:, None, :]  # (B, 1, A)
+        with torch.no_grad():
+            prior = self.prior(b.source, b.source_mask, b.tokens)
+            log_prior = legal_log_softmax(prior / cfg.soft_tau, legal)  # (B, T+1, A)
+            q_target = self._anchored_q(
+                self.target(b.source, b.source_mask, b.tokens), log_prior, legal
+            )
+        q_all = self._anchored_q(q_soft, log_prior, legal)
+        bsz, t_max = b.actions.shape
+        n = nstep_tensors(episodes, cfg.gamma, cfg.n_step, t_max)
+        rows = torch.arange(bsz)[:, None].expand(bsz, t_max)
+        legal_next = b.legal[:, None, :].expand(bsz, t_max, -1)[b.valid]
+        prior_next = log_prior[rows, n.bootstrap][b.valid]  # (N, A)
+        target_next = q_target[rows, n.bootstrap][b.valid]
+        returns, discounts = n.returns[b.valid], n.discounts[b.valid]
+        if cfg.anchor_target == "hard":
+            online_next = q_all.detach()[rows, n.bootstrap][b.valid]
+            decode = prior_next + online_next / cfg.anchor_eta
+            targets = nstep_targets(decode, target_next, legal_next, returns, discounts)
+        else:
+            value = kl_soft_value(target_next, prior_next, cfg.anchor_eta, legal_next)
+            value = torch.where(discounts == 0, torch.zeros_like(value), value)
+            targets = returns + discounts * value
+        return q_all, targets
+
+    def scst_update(
+        self, episodes: Sequence[Episode], advantages: Sequence[float]
+    ) -> dict[str, float]:
+        """One self-critical policy-gradient step (Rennie et al. 2017) on sampled ``episodes``,
+        each with its score minus the greedy decode's on the same document."""
+        with torch_threads(self.cfg.torch_threads):
+            b = self.batch(episodes)
+            q = self.online(b.source, b.source_mask, b.tokens)[:, :-1]  # (B, T, A)
+            log_pi = legal_log_softmax(q / self.cfg.soft_tau, b.legal[:, None, :])
+            taken = log_pi.gather(-1, b.actions[..., None]).squeeze(-1)  # (B, T)
+            adv = torch.tensor(advantages, dtype=torch.float32)
+            loss = policy_gradient_loss(taken, adv, b.valid)
+            self.apply_gradients(loss, "SCST loss")
+            self.state.grad_steps += 1
+            return {
+                "loss": float(loss.detach()),
+                "advantage": float(adv.mean()),
+                "log_pi": float(taken[b.valid].detach().mean()),
                 "transitions": int(b.valid.sum()),
             }
 
@@ -169,7 +264,7 @@ class TextLearner(DQNCore):
         (``None`` when switched off or the batch has no demonstration)."""
         cfg = self.cfg
         demo = b.valid & b.is_demo[:, None]  # (B, T)
-        if not bool(demo.any()):
+        if cfg.algo != "dqfd" or not bool(demo.any()):
             return None, None
         legal = b.legal[:, None, :].expand_as(q_steps)[demo]
         margin = anchor = None

@@ -88,6 +88,8 @@ class TextTrainer:
         if checkpoint is not None:
             self.learner.restore(checkpoint)
             self.actor.set_rng_states((checkpoint.rng_state or {}).get("envs", []))
+            if cfg.algo == "anchored" and cfg.mle and self.state.phase == "dqn":
+                self.learner.set_prior(self.mle_path)  # the warm start DQN began from
         self.run_dir.save_config({"kind": "text", **dataclasses.asdict(cfg)})
         tok.save(self.run_dir.path / "tokenizer")  # eval/generate need no cache or data
         self.demos = []
@@ -232,9 +234,16 @@ class TextTrainer:
                 return halt
             progress_frac = state.env_steps / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
-            steps, scores = self.act(eps)
-            recent = (recent + scores)[-200:]
-            if state.env_steps >= cfg.learning_starts:
+            if cfg.algo == "scst":
+                t0 = time.perf_counter()
+                steps, scores, stats = self.scst_round()
+                recent = (recent + scores)[-200:]
+                learned += stats["transitions"]
+                t_learn += time.perf_counter() - t0
+            else:
+                steps, scores = self.act(eps)
+                recent = (recent + scores)[-200:]
+            if cfg.algo != "scst" and state.env_steps >= cfg.learning_starts:
                 beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
                 t0 = time.perf_counter()
                 for _ in range(cfg.gradient_steps):
@@ -259,15 +268,37 @@ class TextTrainer:
         bar.close()
         return "total_steps" if state.env_steps >= cfg.total_steps else "minutes"
 
+    def first_seeds(self) -> list[int] | None:
+        """Seeds for the environments' first reset of the run, then None."""
+        if self.state.envs_seeded:
+            return None
+        self.state.envs_seeded = True
+        return [self.cfg.seed * 1000 + i for i in range(len(self.actor.envs))]
+
+    def scst_round(self) -> tuple[int, list[float], dict[str, float]]:
+        """Self-critical sequence training (``algo="scst"``): one sampled episode per
+        environment from the policy ``softmax(Q / soft_tau)``, the greedy decode of the same
+        documents as baseline, one policy-gradient step on the score differences."""
+        learner, state = self.learner, self.state
+        with torch_threads(1):
+            sampled = self.actor.collect(
+                learner.online, 0.0, learner.gen, self.first_seeds(), None, 1 / self.cfg.soft_tau
+            )
+            greedy = self.actor.collect(learner.online, 0.0, learner.gen, indices=sampled.indices)
+        state.env_steps += sampled.steps
+        state.episodes += len(sampled.episodes)
+        advantages = [s - g for s, g in zip(sampled.scores, greedy.scores)]
+        stats = learner.scst_update(sampled.episodes, advantages)
+        stats["greedy_score"] = float(np.mean(greedy.scores))
+        return sampled.steps, sampled.scores, stats
+
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
         state = self.state
-        seeds = None
-        if not state.envs_seeded:
-            seeds = [self.cfg.seed * 1000 + i for i in range(len(self.actor.envs))]
-            state.envs_seeded = True
         with torch_threads(1):
-            rollout = self.actor.collect(self.learner.online, eps, self.learner.gen, seeds)
+            rollout = self.actor.collect(
+                self.learner.online, eps, self.learner.gen, self.first_seeds()
+            )
         for episode in rollout.episodes:
             self.learner.replay.add_episode(episode)
         state.env_steps += rollout.steps

@@ -1,0 +1,208 @@
+"""Fine-tuning after the warm start: the anchored DQN's loss and targets, SCST's gradient."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from test_train_text import TINY
+
+from textrl.dqn.losses import (
+    kl_anchored_q,
+    kl_soft_value,
+    legal_log_softmax,
+    policy_gradient_loss,
+)
+from textrl.text.build import make_env
+from textrl.text.config import TextConfig
+from textrl.text.decoding import TextAgent
+from textrl.text.demos import demonstrations
+from textrl.text.learner import TextLearner
+from textrl.text.train import train_text
+
+
+def test_soft_value_and_anchored_q_of_a_bandit_in_closed_form() -> None:
+    """One step, rewards r(a), prior pi_0: V* = eta log E_0[exp(r / eta)], pi* ∝ pi_0 exp(r /
+    eta), and the optimal policy's anchored Q is r itself (the fourth action is illegal)."""
+    eta = 0.2
+    prior = [0.5, 0.3, 0.2, 0.0]
+    r = [0.1, 0.6, 0.3, 5.0]
+    mask = torch.tensor([1, 1, 1, 0])
+    log_prior = legal_log_softmax(torch.log(torch.tensor(prior) + 1e-30), mask)
+    v_star = eta * math.log(sum(p * math.exp(x / eta) for p, x in zip(prior[:3], r[:3])))
+    got = kl_soft_value(torch.tensor(r), log_prior, eta, mask)
+    assert float(got) == pytest.approx(v_star, abs=1e-6)
+    z = sum(p * math.exp(x / eta) for p, x in zip(prior[:3], r[:3]))
+    pi_star = [p * math.exp(x / eta) / z for p, x in zip(prior[:3], r[:3])]
+    log_pi = legal_log_softmax(torch.log(torch.tensor(pi_star + [1e-30])), mask)
+    q = kl_anchored_q(torch.tensor(v_star), log_pi, log_prior, eta, mask)
+    assert q[:3].tolist() == pytest.approx(r[:3], abs=1e-5)
+    assert float(q[3]) == pytest.approx(v_star)  # illegal: no residual, finite
+    # and the soft value of that Q gives V back
+    assert float(kl_soft_value(q, log_prior, eta, mask)) == pytest.approx(v_star, abs=1e-6)
+
+
+def test_anchored_td_learns_the_kl_regularised_optimum_of_a_two_step_tree() -> None:
+    """Tabular policy logits and values trained only by the anchored TD loss with soft
+    targets reach the optimum computed by hand: V1(a) = eta log E_0[exp(R[a, .] / eta)],
+    Q0(a) = V1(a), pi*(a | s0) ∝ pi_0(a | s0) exp(Q0(a) / eta)."""
+    eta = 0.1
+    gen = torch.Generator().manual_seed(0)
+    prior_logits = torch.randn(4, 3, generator=gen)  # state 0 = root, 1 + a = after action a
+    log_prior = torch.log_softmax(prior_logits, -1)
+    rewards = torch.rand(3, 3, generator=gen)  # terminal reward of (a, b)
+    v1 = [
+        eta * math.log(sum(math.exp(log_prior[1 + a, b] + rewards[a, b] / eta) for b in range(3)))
+        for a in range(3)
+    ]
+    v0 = eta * math.log(sum(math.exp(log_prior[0, a] + v1[a] / eta) for a in range(3)))
+    pi0 = [math.exp(log_prior[0, a] + v1[a] / eta - v0 / eta) for a in range(3)]
+
+    logits = prior_logits.clone().requires_grad_(True)  # starts at the prior: residual 0
+    values = torch.zeros(4, requires_grad=True)
+    opt = torch.optim.Adam([logits, values], lr=0.02)
+    for _ in range(3000):
+        q = kl_anchored_q(values, torch.log_softmax(logits, -1), log_prior, eta)  # (4, 3)
+        with torch.no_grad():
+            next_values = torch.stack(
+                [kl_soft_value(q[1 + a], log_prior[1 + a], eta) for a in range(3)]
+            )
+        targets = torch.cat([next_values, rewards.flatten()])
+        loss = ((torch.cat([q[0], q[1:].flatten()]) - targets) ** 2).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    assert values.detach().tolist() == pytest.approx([v0] + v1, abs=2e-3)
+    assert torch.softmax(logits, -1)[0].tolist() == pytest.approx(pi0, abs=5e-3)
+
+
+def test_policy_gradient_sign_on_a_toy_reward() -> None:
+    """SCST: a sample that beat the greedy decode becomes more likely, a worse one less."""
+    for advantage, direction in ((0.3, 1), (-0.3, -1)):
+        logits = torch.zeros(1, 2, 4, requires_grad=True)  # one episode of two steps
+        actions = torch.tensor([[2, 1]])
+        before = torch.log_softmax(logits, -1).gather(-1, actions[..., None]).sum()
+        taken = torch.log_softmax(logits, -1).gather(-1, actions[..., None]).squeeze(-1)
+        loss = policy_gradient_loss(taken, torch.tensor([advantage]))
+        loss.backward()
+        with torch.no_grad():
+            logits -= 0.5 * logits.grad
+            after = torch.log_softmax(logits, -1).gather(-1, actions[..., None]).sum()
+        assert direction * float((after - before).detach()) > 0
+    # padded steps do not count
+    taken = torch.tensor([[-1.0, -2.0]])
+    assert (
+        float(policy_gradient_loss(taken, torch.tensor([1.0]), torch.tensor([[True, False]])))
+        == 1.0
+    )
+
+
+def _learner(tiny_data: Path, **overrides):
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle": False, **overrides})
+    torch.manual_seed(cfg.seed)
+    env = make_env(cfg, "train")
+    demo_env = make_env(cfg, "train", env.tokenizer, action_mask="none")
+    learner = TextLearner(cfg, env)
+    demos = demonstrations(env, demo_env)
+    for demo in demos:
+        learner.replay.add_episode(demo)
+    return cfg, env, learner, demos
+
+
+def test_decoding_equals_the_warm_start_when_the_residual_is_zero(tiny_data: Path) -> None:
+    cfg, env, learner, demos = _learner(tiny_data, algo="anchored")
+    b = learner.batch(demos[:6])
+    legal = b.legal[:, None, :]
+    with torch.no_grad():
+        prior = learner.prior(b.source, b.source_mask, b.tokens)
+        log_prior = legal_log_softmax(prior / cfg.soft_tau, legal)
+        q = learner._anchored_q(learner.online(b.source, b.source_mask, b.tokens), log_prior, legal)
+    residual = (q - q.gather(-1, torch.zeros_like(q[..., :1], dtype=torch.long)))[
+        legal.expand_as(q)
+    ]
+    assert float(residual.abs().max()) < 1e-5  # Q = V(s) for every legal action
+    docs = [e.document for e in env.examples[:8]]
+    warm = TextAgent(learner.prior, env).generate(docs)
+    assert TextAgent(learner.online, env).generate(docs) == warm
+
+    # After some DQN updates the residual is not zero, and greedy decoding of the network is
+    # still argmax of log pi_0 + Q / eta: the combination the targets assume.
+    for _ in range(5):
+        learner.dqn_update(beta=0.4)
+    with torch.no_grad():
+        soft = learner.online(b.source, b.source_mask, b.tokens)
+        q = learner._anchored_q(soft, log_prior, legal)
+    residual = (q - q.gather(-1, torch.zeros_like(q[..., :1], dtype=torch.long)))[
+        legal.expand_as(q)
+    ]
+    assert float(residual.abs().max()) > 1e-4
+    decode = (log_prior + q / cfg.anchor_eta).masked_fill(~legal, -math.inf).argmax(-1)
+    greedy = soft.masked_fill(~legal, -math.inf).argmax(-1)
+    assert torch.equal(decode[:, :-1][b.valid], greedy[:, :-1][b.valid])
+
+
+@pytest.mark.parametrize("target", ["soft", "hard"])
+def test_anchored_targets_at_the_start_against_hand_computed_values(
+    tiny_data: Path, target: str
+) -> None:
+    """With the residual zero, both targets are R_n + discount_n * W(s_{t+n}), W the target
+    network's soft_tau * logsumexp over legal actions of Q / soft_tau."""
+    cfg, env, learner, demos = _learner(tiny_data, algo="anchored", anchor_target=target, n_step=2)
+    episodes = demos[:3]
+    b = learner.batch(episodes)
+    q_soft = learner.online(b.source, b.source_mask, b.tokens)
+    _, targets = learner._anchored(episodes, b, q_soft)
+    with torch.no_grad():
+        q_t = learner.target(b.source, b.source_mask, b.tokens)
+    expected = []
+    for i, e in enumerate(episodes):
+        legal = torch.from_numpy(np.isin(np.arange(q_t.shape[-1]), e.allowed))
+        n = len(e.rewards)
+        for t in range(n):
+            end = min(t + 2, n)
+            ret = float(e.rewards[t:end].sum())
+            if end < n:  # bootstrap from the state after two steps
+                w = cfg.soft_tau * torch.logsumexp(q_t[i, end][legal] / cfg.soft_tau, -1)
+                ret += float(w)
+            expected.append(ret)
+    assert targets.tolist() == pytest.approx(expected, abs=1e-4)
+
+
+def test_scst_update_raises_the_better_sample(tiny_data: Path) -> None:
+    _, _, learner, demos = _learner(tiny_data, algo="scst", lr=1e-3)
+    episodes = demos[:2]
+    b = learner.batch(episodes)
+
+    def log_pi() -> torch.Tensor:
+        with torch.no_grad():
+            q = learner.online(b.source, b.source_mask, b.tokens)[:, :-1]
+            lp = legal_log_softmax(q / learner.cfg.soft_tau, b.legal[:, None, :])
+            return (lp.gather(-1, b.actions[..., None]).squeeze(-1) * b.valid).sum(-1)
+
+    before = log_pi()
+    stats = learner.scst_update(episodes, [0.2, -0.2])
+    after = log_pi()
+    assert stats["transitions"] == int(b.valid.sum())
+    assert float(after[0] - before[0]) > 0 > float(after[1] - before[1])
+
+
+@pytest.mark.parametrize("algo", ["anchored", "scst"])
+def test_fine_tuning_stopped_and_resumed_learns_what_an_uninterrupted_run_does(
+    tiny_data: Path, tmp_path: Path, algo: str
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), algo=algo, **{**TINY, "total_steps": 200})
+    full = train_text(cfg, tmp_path / "full", progress=False)
+    cut = train_text(
+        cfg, tmp_path / "cut", progress=False, callback=lambda s: s.env_steps < 100 or False
+    )
+    assert cut["stopped"] == "callback"
+    resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["grad_steps"] == full["grad_steps"]
+    from textrl.dqn.checkpoints import RunDir
+
+    want = RunDir(tmp_path / "full").load_latest().model_state
+    got = RunDir(tmp_path / "cut").load_latest().model_state
+    assert all(torch.equal(v, got[k]) for k, v in want.items())
