@@ -3,7 +3,8 @@
 Measured in one run, on the built-in corpus, with the default text configuration:
 
 - learned transitions/s of ``TextLearner.dqn_update`` (one forward pass per sampled episode gives Q
-  for all its steps; the target network likewise) vs a naive learner that runs one forward pass
+  for all its steps; the target network likewise), the same with ``algo="anchored"`` (plus one
+  forward pass of the frozen prior), vs a naive learner that runs one forward pass
   per transition for ``s`` (with gradient) and for ``s'`` (online and target), re-encoding the
   source every time, on batches of the same size in transitions;
 - environment steps/s acted by ``TextTrainer.act`` (source encoded once per episode, one cached
@@ -131,6 +132,16 @@ def main() -> None:
             n_naive += naive_update(job, trans[i : i + 64], cfg.gamma)
             i += 64
         t_naive = time.perf_counter() - t0
+        # The anchored update (--algo anchored) on the same replay: one more forward pass, of
+        # the frozen prior, per sampled episode.
+        cfg.algo = "anchored"
+        learner.set_prior()
+        learner.dqn_update(0.4)
+        t0, learned_anchored = time.perf_counter(), 0
+        for _ in range(args.updates):
+            learned_anchored += learner.dqn_update(0.4)["transitions"]
+        t_anchored = time.perf_counter() - t0
+        cfg.algo = "dqfd"
 
     # Acting, with the time inside the environments' step() and reset() measured apart (the
     # rest is the network, the policy and the bookkeeping of LockstepActor.collect).
@@ -159,6 +170,7 @@ def main() -> None:
     print("|---|---|---|---|")
     rows = [
         ("learn: whole episodes, one pass each (ours)", learned, t_ours),
+        ("learn: anchored to a frozen prior (--algo anchored)", learned_anchored, t_anchored),
         ("learn: one pass per transition for s and s' (naive)", n_naive, t_naive),
         ("act: cached source, one step per token (ours)", acted, t_act),
         ("act: full forward over source + prefix per step (naive)", acted_naive, t_act_naive),
@@ -167,7 +179,9 @@ def main() -> None:
         print(f"| {name} | {n} | {t:.2f} | {n / t:.0f} |")
     print(
         f"\nlearning speed-up {learned / t_ours / (n_naive / t_naive):.1f}x, "
-        f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x; "
+        f"acting speed-up {acted / t_act / (acted_naive / t_act_naive):.1f}x; anchored "
+        f"learner at {learned_anchored / t_anchored / (learned / t_ours):.2f}x the dqfd one's "
+        "rate; "
         f"share of acting time inside the environments (step + reset, dense rewards): "
         f"{env_seconds[0] / t_act:.0%}"
     )

@@ -36,8 +36,8 @@ from textrl.text.config import WEIGHTS, TextConfig
 from textrl.text.decoding import TextAgent
 
 
-def greedy_scores(agent: TextAgent, env: SummarizeEnv, n_docs: int) -> dict[str, float]:
-    """Greedy decoding of ``env``'s first ``n_docs`` documents, scored by the libraries:
+def greedy_scores(agent: TextAgent, env: SummarizeEnv, n_docs: int | None) -> dict[str, float]:
+    """Greedy decoding of ``env``'s first ``n_docs`` documents (all: None), scored by the libraries:
     ``eval_<metric>`` means, ``eval_score`` (the reward) and ``eval_length`` (words)."""
     examples = env.examples[:n_docs]
     with torch_threads(1):
