@@ -206,3 +206,24 @@ def test_fine_tuning_stopped_and_resumed_learns_what_an_uninterrupted_run_does(
     want = RunDir(tmp_path / "full").load_latest().model_state
     got = RunDir(tmp_path / "cut").load_latest().model_state
     assert all(torch.equal(v, got[k]) for k, v in want.items())
+
+
+def test_relative_reward_stores_returns_relative_to_the_greedy_decode(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """With epsilon 0 the acted episodes are the greedy decodes, so their stored returns are 0;
+    with exploration each return is its score minus the greedy score of its document."""
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(data=str(tiny_data), relative_reward=True, **{**TINY, "mle": False})
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    trainer.act(0.0)
+    stored = list(trainer.learner.replay.episodes.values())
+    assert len(stored) == cfg.num_envs
+    assert [float(e.rewards.sum()) for e in stored] == pytest.approx([0.0] * cfg.num_envs, abs=1e-6)
+    steps, scores = trainer.act(1.0)  # uniform random actions inside the mask
+    new = list(trainer.learner.replay.episodes.values())[cfg.num_envs :]
+    greedy = trainer.greedy_scores_of([int(i) for i in trainer.last_indices])
+    assert [float(e.rewards.sum()) for e in new] == pytest.approx(
+        [s - g for s, g in zip(scores, greedy)], abs=1e-5
+    )

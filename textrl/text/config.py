@@ -135,6 +135,12 @@ class TextConfig(DQNConfig):
         "--algo anchored: bootstrap with the soft value eta * log E_warm[exp(Q / eta)] ('soft') "
         "or with Q of the decoding policy's greedy action ('hard', double DQN).",
     )
+    relative_reward: bool = option(
+        False,
+        "--algo anchored/dqfd: subtract the greedy decode's score on the same document from "
+        "each episode's last reward (SCST's baseline as reward shaping: returns become 'better "
+        "or worse than greedy'); costs one greedy pass per round of episodes.",
+    )
     demos: bool | None = option(
         None,
         "Keep the demonstrations in replay during DQN (DQfD); default: with --algo dqfd only "

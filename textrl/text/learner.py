@@ -9,10 +9,20 @@ every transition of ``batch_size`` whole episodes.
   cross-entropy of demonstrations with ``Q / soft_tau`` as logits over each step's legal actions
   (the soft-Q view of Guo et al. 2021), plus a regression of Q(s, a_demo) on the
   demonstrations' returns-to-go, which sets the level of Q that cross-entropy leaves free.
-- :meth:`TextLearner.dqn_update`: double-DQN n-step targets (van Hasselt et al. 2016; Sutton &
-  Barto ch. 7) from the target network, Huber loss with importance weights, DQfD's large-margin
-  loss and a small cross-entropy anchor on demonstration steps (Hester et al. 2018), then the
-  step (value heads only during the value warm-up), the target update and new priorities.
+- :meth:`TextLearner.dqn_update` with ``algo="anchored"`` (the default): the network's soft head
+  is read as a policy pi and a value V, and Q(s, a) = V(s) + eta (log pi(a|s) - log
+  pi_warm(a|s)) with the warm start frozen as pi_warm (:meth:`TextLearner.set_prior`; one more
+  forward pass per sampled episode): KL-regularised Q-learning (Jaques et al. 2017, 2019; the
+  KL-regularised optimum of Q-sharp, Zhou et al. 2025), whose residual is zero at the switch.
+  n-step targets bootstrap from the soft value eta log E_warm[exp(Q / eta)] or, with
+  ``anchor_target="hard"``, from Q at the decoding policy's greedy action (double DQN).
+- with ``algo="dqfd"``: double-DQN n-step targets (van Hasselt et al. 2016; Sutton & Barto
+  ch. 7) on Q itself, plus DQfD's large-margin loss and a small cross-entropy anchor on
+  demonstration steps (Hester et al. 2018).
+- Both then take the step (value heads only during the value warm-up), the target update
+  and new priorities, with a Huber loss and importance weights.
+- :meth:`TextLearner.scst_update` (``algo="scst"``): self-critical sequence training (Rennie
+  et al. 2017), REINFORCE on sampled episodes with the greedy decode's score as baseline.
 """
 
 from __future__ import annotations
@@ -197,17 +207,20 @@ class TextLearner(DQNCore):
         with torch.no_grad():
             prior = self.prior(b.source, b.source_mask, b.tokens)
             log_prior = legal_log_softmax(prior / cfg.soft_tau, legal)  # (B, T+1, A)
-            q_target = self._anchored_q(
-                self.target(b.source, b.source_mask, b.tokens), log_prior, legal
-            )
         q_all = self._anchored_q(q_soft, log_prior, legal)
         bsz, t_max = b.actions.shape
         n = nstep_tensors(episodes, cfg.gamma, cfg.n_step, t_max)
+        returns, discounts = n.returns[b.valid], n.discounts[b.valid]
+        if not bool((discounts != 0).any()):  # Monte Carlo: no target network pass needed
+            return q_all, returns
+        with torch.no_grad():
+            q_target = self._anchored_q(
+                self.target(b.source, b.source_mask, b.tokens), log_prior, legal
+            )
         rows = torch.arange(bsz)[:, None].expand(bsz, t_max)
         legal_next = b.legal[:, None, :].expand(bsz, t_max, -1)[b.valid]
         prior_next = log_prior[rows, n.bootstrap][b.valid]  # (N, A)
         target_next = q_target[rows, n.bootstrap][b.valid]
-        returns, discounts = n.returns[b.valid], n.discounts[b.valid]
         if cfg.anchor_target == "hard":
             online_next = q_all.detach()[rows, n.bootstrap][b.valid]
             decode = prior_next + online_next / cfg.anchor_eta

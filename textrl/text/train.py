@@ -10,10 +10,13 @@ A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
 1. ``"mle"``, the warm start: cross-entropy on the demonstrations (``demo_source``: the
    references, each document's best sentence, or both) for ``mle_epochs`` or ``mle_minutes``,
    evaluated every ``mle_eval_every`` updates; its best weights are ``mle.safetensors``.
-2. ``"dqn"``: a short value warm-up, then rounds of ``num_envs`` episodes acted epsilon-greedily
-   inside the action mask, each followed by ``gradient_steps`` DQN updates over agent and
-   demonstration episodes (DQfD). Greedy decoding on ``eval_split`` keeps the best weights
-   (``best.safetensors``).
+2. ``"dqn"``, the fine-tuning (``algo``): a short value warm-up, then rounds of ``num_envs``
+   episodes acted epsilon-greedily inside the action mask, each followed by ``gradient_steps``
+   updates: of the residual Q over the frozen warm start (``"anchored"``, the default), or of
+   DQN with demonstrations (``"dqfd"``); or rounds of one sampled episode per environment and
+   a self-critical policy-gradient step (``"scst"``). Greedy decoding of the whole
+   ``eval_split`` keeps the best weights (``best.safetensors``; the warm start is the first
+   candidate).
 
 Every ``checkpoint_every`` environment steps, and when the time budget ends, the run is
 checkpointed atomically (networks, optimizers, replay, RNGs including each environment's,
@@ -34,6 +37,7 @@ import torch
 
 from textrl.dqn.checkpoints import load_weights, open_run, save_weights
 from textrl.dqn.core import TrainState, stop_on_ctrl_c, torch_threads, training_session
+from textrl.dqn.episode_replay import Episode
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import linear_schedule
 from textrl.text.acting import LockstepActor
@@ -104,6 +108,7 @@ class TextTrainer:
             keep_lines=None if checkpoint is None else checkpoint.meta.get("metrics_lines"),
         )
         self.warm_start_scores: dict[str, float] | None = None
+        self.last_indices: list[int] = []  # the documents of the last round of episodes
 
     @property
     def state(self) -> TrainState:
@@ -234,22 +239,21 @@ class TextTrainer:
                 return halt
             progress_frac = state.env_steps / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
-            if cfg.algo == "scst":
+            if cfg.algo == "scst":  # acting and learning in one (time counted as learning)
                 t0 = time.perf_counter()
                 steps, scores, stats = self.scst_round()
-                recent = (recent + scores)[-200:]
                 learned += stats["transitions"]
                 t_learn += time.perf_counter() - t0
             else:
                 steps, scores = self.act(eps)
-                recent = (recent + scores)[-200:]
-            if cfg.algo != "scst" and state.env_steps >= cfg.learning_starts:
-                beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
-                t0 = time.perf_counter()
-                for _ in range(cfg.gradient_steps):
-                    stats = self.learner.dqn_update(beta)
-                    learned += stats["transitions"]
-                t_learn += time.perf_counter() - t0
+                if state.env_steps >= cfg.learning_starts:
+                    beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
+                    t0 = time.perf_counter()
+                    for _ in range(cfg.gradient_steps):
+                        stats = self.learner.dqn_update(beta)
+                        learned += stats["transitions"]
+                    t_learn += time.perf_counter() - t0
+            recent = (recent + scores)[-200:]
             bar.update(steps, eps=eps, loss=stats.get("loss"), score=float(np.mean(recent)))
             if state.due("log", cfg.log_every):
                 self.logger.log(
@@ -284,13 +288,20 @@ class TextTrainer:
             sampled = self.actor.collect(
                 learner.online, 0.0, learner.gen, self.first_seeds(), None, 1 / self.cfg.soft_tau
             )
-            greedy = self.actor.collect(learner.online, 0.0, learner.gen, indices=sampled.indices)
+        greedy = self.greedy_scores_of(sampled.indices)
         state.env_steps += sampled.steps
         state.episodes += len(sampled.episodes)
-        advantages = [s - g for s, g in zip(sampled.scores, greedy.scores)]
+        advantages = [s - g for s, g in zip(sampled.scores, greedy)]
         stats = learner.scst_update(sampled.episodes, advantages)
-        stats["greedy_score"] = float(np.mean(greedy.scores))
+        stats["greedy_score"] = float(np.mean(greedy))
         return sampled.steps, sampled.scores, stats
+
+    def greedy_scores_of(self, indices: list[int]) -> list[float]:
+        """The training reward of the greedy decode of each training document in ``indices``
+        (the baseline of SCST and of ``relative_reward``), through the environments."""
+        with torch_threads(1):
+            rollout = self.actor.collect(self.learner.online, 0.0, self.learner.gen, None, indices)
+        return rollout.scores
 
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
@@ -299,7 +310,12 @@ class TextTrainer:
             rollout = self.actor.collect(
                 self.learner.online, eps, self.learner.gen, self.first_seeds()
             )
-        for episode in rollout.episodes:
+        episodes = rollout.episodes
+        self.last_indices = rollout.indices
+        if self.cfg.relative_reward:
+            baselines = self.greedy_scores_of(rollout.indices)
+            episodes = [_minus_at_end(e, b) for e, b in zip(episodes, baselines)]
+        for episode in episodes:
             self.learner.replay.add_episode(episode)
         state.env_steps += rollout.steps
         state.episodes += len(rollout.episodes)
@@ -330,3 +346,10 @@ class TextTrainer:
             meta={"metrics_lines": self.logger.lines},
             rng_extra={"envs": self.actor.rng_states()},
         )
+
+
+def _minus_at_end(episode: Episode, baseline: float) -> Episode:
+    """``episode`` with ``baseline`` subtracted from its last reward."""
+    rewards = episode.rewards.copy()
+    rewards[-1] -= np.float32(baseline)
+    return episode._replace(rewards=rewards)
