@@ -227,3 +227,23 @@ def test_relative_reward_stores_returns_relative_to_the_greedy_decode(
     assert [float(e.rewards.sum()) for e in new] == pytest.approx(
         [s - g for s, g in zip(scores, greedy)], abs=1e-5
     )
+
+
+def test_exploration_by_sampling_stays_inside_the_mask_and_is_seeded(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(data=str(tiny_data), explore_temperature=1.0, **{**TINY, "mle": False})
+    runs = []
+    for name in ("a", "b"):
+        trainer = TextTrainer(cfg, tmp_path / name)
+        trainer.act(0.0)
+        runs.append(list(trainer.learner.replay.episodes.values()))
+    for e in runs[0]:
+        assert e.allowed is None or np.isin(e.actions, e.allowed).all()
+    assert [e.actions.tolist() for e in runs[0]] == [e.actions.tolist() for e in runs[1]]
+    greedy = TextTrainer(TextConfig(data=str(tiny_data), **{**TINY, "mle": False}), tmp_path / "g")
+    greedy.act(0.0)
+    sampled = [e.actions.tolist() for e in runs[0]]
+    assert sampled != [e.actions.tolist() for e in greedy.learner.replay.episodes.values()]

@@ -135,6 +135,12 @@ class TextConfig(DQNConfig):
         "--algo anchored: bootstrap with the soft value eta * log E_warm[exp(Q / eta)] ('soft') "
         "or with Q of the decoding policy's greedy action ('hard', double DQN).",
     )
+    explore_temperature: float = option(
+        0.0,
+        "Exploration of --algo anchored/dqfd: 0 = epsilon-greedy (uniform legal tokens with "
+        "probability epsilon); T > 0 = sample each token from the network's soft policy at "
+        "temperature T (plausible alternatives instead of uniform ones).",
+    )
     relative_reward: bool = option(
         False,
         "--algo anchored/dqfd: subtract the greedy decode's score on the same document from "
@@ -255,7 +261,14 @@ class TextConfig(DQNConfig):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
         for name in ("mle_eval_every", "value_warmup_updates"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
-        for name in ("mle_value_weight", "demo_bonus", "margin", "demo_ce_weight", "margin_weight"):
+        for name in (
+            "mle_value_weight",
+            "demo_bonus",
+            "margin",
+            "demo_ce_weight",
+            "margin_weight",
+            "explore_temperature",
+        ):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative number")
         # A budget the warm start would fill runs no DQN at all (and used to say nothing).
         check_field(

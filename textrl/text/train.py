@@ -306,9 +306,11 @@ class TextTrainer:
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
         state = self.state
+        temperature = self.cfg.explore_temperature
+        scale = 1 / (self.cfg.soft_tau * temperature) if temperature > 0 else None
         with torch_threads(1):
             rollout = self.actor.collect(
-                self.learner.online, eps, self.learner.gen, self.first_seeds()
+                self.learner.online, eps, self.learner.gen, self.first_seeds(), None, scale
             )
         episodes = rollout.episodes
         self.last_indices = rollout.indices
