@@ -109,6 +109,7 @@ class TextTrainer:
         )
         self.warm_start_scores: dict[str, float] | None = None
         self.last_indices: list[int] = []  # the documents of the last round of episodes
+        self.eval_seconds = 0.0  # how long the last evaluation took
 
     @property
     def state(self) -> TrainState:
@@ -232,7 +233,11 @@ class TextTrainer:
         recent: list[float] = []
         stats: dict[str, float] = {}
         t_learn, learned = 0.0, 0
-        while state.env_steps < cfg.total_steps and time.perf_counter() < deadline:
+        # The final evaluation runs inside the budget: stop when the time left is less than
+        # the last evaluation took (a 60-minute run used to end after 60.7 minutes).
+        while (
+            state.env_steps < cfg.total_steps and time.perf_counter() + self.eval_seconds < deadline
+        ):
             halt = self.halt(callback)
             if halt:
                 bar.close()
@@ -326,7 +331,10 @@ class TextTrainer:
     # -- evaluation and checkpoints ---------------------------------------------------------------
 
     def scores(self) -> dict[str, float]:
-        return greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
+        t0 = time.perf_counter()
+        out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
+        self.eval_seconds = time.perf_counter() - t0
+        return out
 
     def evaluate(self) -> dict[str, float]:
         """Greedy scores on ``eval_split``; the best weights so far are ``best.safetensors``."""
