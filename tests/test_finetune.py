@@ -247,3 +247,31 @@ def test_exploration_by_sampling_stays_inside_the_mask_and_is_seeded(
     greedy.act(0.0)
     sampled = [e.actions.tolist() for e in runs[0]]
     assert sampled != [e.actions.tolist() for e in greedy.learner.replay.episodes.values()]
+
+
+def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Changing the default must not change how an old run continues."""
+    import dataclasses
+    import json
+
+    import textrl.text.train
+    from textrl.cli import main
+
+    seen = {}
+
+    def fake_train_text(cfg, run_dir, resume=False, progress=True):
+        seen["cfg"] = cfg
+        return {}
+
+    monkeypatch.setattr(textrl.text.train, "train_text", fake_train_text)
+    for name, drop in (("old", True), ("new", False)):
+        run = tmp_path / name
+        run.mkdir()
+        saved = {"kind": "text", **dataclasses.asdict(TextConfig(data=str(tiny_data)))}
+        if drop:
+            del saved["algo"]
+        (run / "config.json").write_text(json.dumps(saved))
+        assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
+        assert seen["cfg"].algo == ("dqfd" if drop else "anchored"), name

@@ -117,6 +117,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from textrl.text.train import train_text
 
+        if saved is not None and "algo" not in saved:
+            # A run written before --algo existed fine-tunes as it did then, not by the new
+            # default.
+            saved = {**saved, "algo": "dqfd"}
         cfg = resolve_config(TextConfig, args, saved=saved)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         print(f"textrl train: {cfg.data} -> {out}")
