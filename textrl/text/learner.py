@@ -188,10 +188,10 @@ class TextLearner(DQNCore):
         legal actions its value. (B, T+1, A) -> (B, T+1, A)."""
         tau = self.cfg.soft_tau
         logits = q_soft / tau
-        value = tau * torch.logsumexp(logits.masked_fill(legal == 0, -math.inf), -1)
-        return kl_anchored_q(
-            value, legal_log_softmax(logits, legal), log_prior, self.cfg.anchor_eta, legal
-        )
+        lse = torch.logsumexp(logits.masked_fill(legal == 0, -math.inf), -1)  # (B, T+1)
+        # log pi over the legal actions is logits - lse (illegal entries are zeroed below).
+        log_pi = logits - lse.unsqueeze(-1)
+        return kl_anchored_q(tau * lse, log_pi, log_prior, self.cfg.anchor_eta, legal)
 
     def _anchored(
         self, episodes: Sequence[Episode], b: EpisodeTensors, q_soft: Tensor

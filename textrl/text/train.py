@@ -40,7 +40,7 @@ from textrl.dqn.core import TrainState, stop_on_ctrl_c, torch_threads, training_
 from textrl.dqn.episode_replay import Episode
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import linear_schedule
-from textrl.text.acting import LockstepActor
+from textrl.text.acting import LockstepActor, Rollout
 from textrl.text.build import apply_init_encoder, check_reward_signal, make_env
 from textrl.text.config import TextConfig
 from textrl.text.decoding import TextAgent
@@ -289,10 +289,7 @@ class TextTrainer:
         environment from the policy ``softmax(Q / soft_tau)``, the greedy decode of the same
         documents as baseline, one policy-gradient step on the score differences."""
         learner, state = self.learner, self.state
-        with torch_threads(1):
-            sampled = self.actor.collect(
-                learner.online, 0.0, learner.gen, self.first_seeds(), None, 1 / self.cfg.soft_tau
-            )
+        sampled = self.collect(0.0, temperature=1.0)
         greedy = self.greedy_scores_of(sampled.indices)
         state.env_steps += sampled.steps
         state.episodes += len(sampled.episodes)
@@ -300,6 +297,15 @@ class TextTrainer:
         stats = learner.scst_update(sampled.episodes, advantages)
         stats["greedy_score"] = float(np.mean(greedy))
         return sampled.steps, sampled.scores, stats
+
+    def collect(self, eps: float, temperature: float = 0.0) -> Rollout:
+        """One round of episodes (seeded the first time): epsilon-greedy, or with
+        ``temperature > 0`` sampled from the soft head's policy at that temperature."""
+        scale = 1 / (self.cfg.soft_tau * temperature) if temperature > 0 else None
+        with torch_threads(1):
+            return self.actor.collect(
+                self.learner.online, eps, self.learner.gen, self.first_seeds(), None, scale
+            )
 
     def greedy_scores_of(self, indices: list[int]) -> list[float]:
         """The training reward of the greedy decode of each training document in ``indices``
@@ -311,12 +317,7 @@ class TextTrainer:
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
         state = self.state
-        temperature = self.cfg.explore_temperature
-        scale = 1 / (self.cfg.soft_tau * temperature) if temperature > 0 else None
-        with torch_threads(1):
-            rollout = self.actor.collect(
-                self.learner.online, eps, self.learner.gen, self.first_seeds(), None, scale
-            )
+        rollout = self.collect(eps, self.cfg.explore_temperature)
         episodes = rollout.episodes
         self.last_indices = rollout.indices
         if self.cfg.relative_reward:
