@@ -50,6 +50,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
     ev.add_argument("--episodes", type=positive_int, default=20, help="episodes (--env runs)")
     ev.add_argument("--seed", type=int, default=0, help="seed of the random baseline/episodes")
+    ev.add_argument(
+        "--epsilon",
+        type=float,
+        default=None,
+        help="--env runs: epsilon of the evaluation episodes (default: the run's eval_epsilon)",
+    )
     ev.set_defaults(func=cmd_eval)
 
     gen = sub.add_parser("generate", help="summarise a document with a trained run")
@@ -74,12 +80,16 @@ def cmd_eval(args: argparse.Namespace) -> int:
     if saved.get("kind") == "gym" or "env_id" in saved:
         from textrl.dqn.train_gym import evaluate_gym
 
-        result = evaluate_gym(args.run_dir, episodes=args.episodes, seed=args.seed)
+        epsilon = saved.get("eval_epsilon", 0.0) if args.epsilon is None else args.epsilon
+        if not 0.0 <= epsilon <= 1.0:
+            raise ValueError(f"--epsilon: expected a number in [0, 1], got {epsilon}")
+        result = evaluate_gym(args.run_dir, episodes=args.episodes, seed=args.seed, epsilon=epsilon)
         if args.out:
             Path(args.out).write_text(json.dumps(result, indent=2))
         print(
             f"{saved['env_id']}: mean return {result['mean_return']:.1f} "
-            f"± {result['std_return']:.1f} over {args.episodes} episodes"
+            f"± {result['std_return']:.1f} over {args.episodes} episodes (epsilon {epsilon}; "
+            "game scores, unclipped)"
         )
         return 0
     from textrl.text.evaluation import evaluate_run, report_markdown

@@ -17,14 +17,16 @@ from typing import Any
 
 from textrl.cli.options import add_config_arguments, field_names, resolve_config
 from textrl.dqn.checkpoints import RunDir
-from textrl.dqn.config import PRESETS, DQNConfig, GymConfig
+from textrl.dqn.config import PRESETS, DQNConfig, GymConfig, preset_for
 from textrl.text.config import TextConfig
 
 TRAIN_HELP = """\
 Train a DQN agent. Without --env: the text agent on the built-in corpus (about 10 minutes on 2
 CPU cores), into runs/<time>/. With --env ID: the classic DQN with an MLP Q-network on any
-Gymnasium env with discrete actions and vector observations (CartPole-v1 gets tuned
-rl-baselines3-zoo hyperparameters unless overridden).
+Gymnasium env with discrete actions: an MLP for vector observations, the Nature-DQN CNN for
+images (Atari ids such as ALE/Pong-v5 get the papers' preprocessing: pip install
+'textrl-gym[atari]'). CartPole-v1 and Atari get rl-baselines3-zoo hyperparameters unless
+overridden.
 Settings merge as: defaults < preset (--env) < the run's config.json (--resume) < --config FILE
 (JSON or TOML) < flags given here. --resume continues the run in --out from its latest
 checkpoint, or starts it when it has none."""
@@ -41,8 +43,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--env",
         metavar="ID",
         default=None,
-        help="a Gymnasium env id (vector observations) instead of text; presets "
-        f"exist for {sorted(PRESETS)}",
+        help="a Gymnasium env id instead of text; presets exist for "
+        f"{sorted(k for k in PRESETS if k != 'atari')} and every Atari id",
     )
     train.add_argument(
         "--out",
@@ -103,9 +105,11 @@ def cmd_train(args: argparse.Namespace) -> int:
         where = f"--env {env_id} runs" if kind == "gym" else "text runs (they need --env ID)"
         raise ValueError(f"options {flags} do not apply to {where}")
     if kind == "gym":
+        from textrl.dqn.atari import is_atari
         from textrl.dqn.train_gym import train_gym
 
-        cfg = resolve_config(GymConfig, args, preset=PRESETS.get(env_id), saved=saved)
+        preset = preset_for(env_id, is_atari(env_id))
+        cfg = resolve_config(GymConfig, args, preset=preset, saved=saved)
         out = Path(args.out or f"runs/{env_id.replace('/', '_')}-seed{cfg.seed}")
         print(f"textrl train: {env_id} -> {out}")
         result = train_gym(env_id, cfg, out, resume=args.resume, progress=not args.no_progress)

@@ -23,10 +23,12 @@ __all__ = [
     "PRESETS",
     "DQNConfig",
     "GymConfig",
+    "ZOO_ATARI",
     "ZOO_CARTPOLE",
     "check_field",
     "option",
     "parse_net_arch",
+    "preset_for",
     "unwrap_optional",
 ]
 
@@ -169,7 +171,16 @@ class GymConfig(DQNConfig):
         "Run --gradient-steps gradient steps every this many environment steps.",
     )
     eval_episodes: int = option(10, "Episodes per evaluation.")
-    net_arch: str = option("256,256", "Hidden layer sizes of the MLP Q-network, comma-separated.")
+    eval_epsilon: float = option(
+        0.0,
+        "Epsilon of the evaluation episodes (0: greedy; the Atari preset uses 0.05 as Mnih et "
+        "al. 2015).",
+    )
+    net_arch: str = option(
+        "256,256",
+        "Hidden layer sizes of the MLP Q-network, comma-separated (vector observations; image "
+        "observations get the Nature-DQN CNN).",
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -178,6 +189,7 @@ class GymConfig(DQNConfig):
         )
         for name in ("train_freq", "eval_episodes"):
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
+        check_field(self, "eval_epsilon", 0.0 <= self.eval_epsilon <= 1.0, "a number in [0, 1]")
         parse_net_arch(self.net_arch)
 
 
@@ -272,3 +284,46 @@ PRESETS: dict[str, dict[str, Any]] = {
         "eval_episodes": 20,
     },
 }
+
+# rl-baselines3-zoo, hyperparams/dqn.yml, "atari" entry (the version whose CartPole entry is
+# ZOO_CARTPOLE): n_timesteps 1e7, buffer_size 10000, learning_rate 1e-4, batch_size 32,
+# learning_starts 100000, target_update_interval 1000 (env steps), train_freq 4,
+# gradient_steps 1, exploration_fraction 0.1, exploration_final_eps 0.01, with SB3's
+# AtariWrapper and 4 stacked frames; SB3's DQN: Huber loss, max_grad_norm 10, hard target copy,
+# single Q, gamma 0.99, Adam. The evaluation settings are ours: epsilon 0.05 as Mnih et al.
+# (2015), 10 episodes every 100k steps; checkpoints every 100k steps.
+ZOO_ATARI: dict[str, Any] = {
+    "total_steps": 10_000_000,
+    "lr": 1e-4,
+    "batch_size": 32,
+    "buffer_size": 10_000,
+    "learning_starts": 100_000,
+    "gamma": 0.99,
+    "train_freq": 4,
+    "gradient_steps": 1,
+    # 1000 env steps between copies at one gradient step per 4 env steps: 250 gradient steps.
+    "target_update": "hard",
+    "target_update_interval": 250,
+    "double": False,
+    "eps_start": 1.0,
+    "eps_fraction": 0.1,
+    "eps_end": 0.01,
+    "huber": True,
+    "max_grad_norm": 10.0,
+    "eval_every": 100_000,
+    "eval_episodes": 10,
+    "eval_epsilon": 0.05,
+    "checkpoint_every": 100_000,
+    "log_every": 10_000,
+}
+
+ATARI_PRESET = "atari"
+PRESETS[ATARI_PRESET] = ZOO_ATARI
+
+
+def preset_for(env_id: str, atari: bool) -> dict[str, Any] | None:
+    """The preset of ``env_id``: its own entry in :data:`PRESETS`, else the ``"atari"`` one for
+    Atari envs (``atari``: whether ``env_id`` is one, see :func:`textrl.dqn.atari.is_atari`)."""
+    if env_id in PRESETS:
+        return PRESETS[env_id]
+    return PRESETS[ATARI_PRESET] if atari else None

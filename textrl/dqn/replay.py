@@ -175,7 +175,6 @@ class TransitionReplay:
         self, batch_size: int, rng: np.random.Generator, beta: float = 0.4
     ) -> TransitionBatch:
         """Sample n-step transitions: uniform, or by priority with IS weights (exponent beta)."""
-        E = self.num_envs
         if not self.ready.any():
             raise ValueError("TransitionReplay.sample: no complete transition stored yet")
         if self.tree is not None:
@@ -188,29 +187,50 @@ class TransitionReplay:
                 flat[bad] = rng.integers(0, len(self), size=int(bad.sum()))
                 bad = ~self.ready.reshape(-1)[flat]
             weights = np.ones(batch_size, dtype=np.float32)
+        return self.gather(flat, weights)
+
+    def gather(self, flat: np.ndarray, weights: np.ndarray | None = None) -> TransitionBatch:
+        """The n-step transitions starting at the stored steps ``flat`` (indices as sampled).
+
+        Each index must be sampleable (its next observation known; see :meth:`sampleable`).
+        """
+        E = self.num_envs
+        flat = np.asarray(flat, dtype=np.int64)
         row, env = np.divmod(flat, E)
         returns, discounts, last = self._nstep(row, env)
         boot = (last + 1) % self.rows
-        next_obs = self.obs[boot, env]  # (B, *obs_shape), a copy
+        next_obs = self._observations(boot, env)  # (B, *obs), a copy
         masks = next_masks = None
         if self.masks is not None:
             masks, next_masks = self.masks[row, env], self.masks[boot, env]
         for i in np.flatnonzero(self.terminated[last, env] | self.truncated[last, env]):
             final_obs, final_mask = self.final[int(last[i]) * E + int(env[i])]
-            next_obs[i] = final_obs
+            next_obs[i] = self._final_observation(int(last[i]), int(env[i]), final_obs)
             if next_masks is not None:
                 next_masks[i] = 1 if final_mask is None else final_mask
         return TransitionBatch(
-            self.obs[row, env],
+            self._observations(row, env),
             self.actions[row, env],
             returns,
             discounts,
             next_obs,
             masks,
             next_masks,
-            weights,
-            flat.astype(np.int64),
+            np.ones(len(flat), dtype=np.float32) if weights is None else weights,
+            flat,
         )
+
+    def sampleable(self) -> np.ndarray:
+        """Flat indices of the stored steps that :meth:`sample` may return."""
+        return np.flatnonzero(self.ready.reshape(-1)[: len(self)])
+
+    def _observations(self, row: np.ndarray, env: np.ndarray) -> np.ndarray:
+        """Observations stored at ``(row, env)``, ``(B, *obs_shape)`` (a copy)."""
+        return self.obs[row, env]
+
+    def _final_observation(self, last: int, env: int, stored: np.ndarray) -> np.ndarray:
+        """The next observation of the episode-ending step ``(last, env)``, stored aside."""
+        return stored
 
     def _nstep(self, row: np.ndarray, env: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Windows from ``row``: (returns, discounts, last row used), vectorised over the batch."""

@@ -1,5 +1,10 @@
 """Classic DQN on any Gymnasium env with a Discrete action space and Box observations.
 
+Vector observations get an MLP Q-network and :class:`~textrl.dqn.replay.TransitionReplay`; image
+observations (Atari) the DQN papers' preprocessing (:func:`textrl.dqn.atari.make_gym_env`), the
+Nature CNN (:class:`~textrl.dqn.cnn.NatureCNNQNetwork`) and
+:class:`~textrl.dqn.frame_replay.FrameReplay`, which stores each frame once.
+
 ``textrl train --env ID`` runs :func:`train_gym`. Each environment step reads top to bottom like
 CleanRL's ``dqn.py``: act epsilon-greedily inside the action mask, store, and every
 ``train_freq`` steps learn (:func:`dqn_update`: sample, targets, loss, step, target update,
@@ -23,21 +28,23 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gymnasium as gym
 import numpy as np
 import torch
 from gymnasium import spaces
 
+from textrl.dqn.atari import make_gym_env
 from textrl.dqn.checkpoints import RunDir, open_run, unpack_network_state
+from textrl.dqn.cnn import NatureCNNQNetwork
 from textrl.dqn.config import GymConfig
 from textrl.dqn.core import DQNCore, stop_on_ctrl_c, training_session
+from textrl.dqn.frame_replay import FrameReplay
 from textrl.dqn.losses import nstep_targets, td_loss
 from textrl.dqn.mlp import MLPQNetwork
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import epsilon_greedy, greedy_actions, linear_schedule
 from textrl.dqn.replay import TransitionReplay
 
-__all__ = ["dqn_update", "evaluate_gym", "load_q_network", "train_gym"]
+__all__ = ["build_q_network", "dqn_update", "evaluate_gym", "load_q_network", "train_gym"]
 
 EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use seeds cfg.seed + offset + i
 
@@ -45,7 +52,7 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use seeds cfg.seed + offset 
 def dqn_update(core: DQNCore, cfg: GymConfig, beta: float) -> tuple[float, float]:
     """One gradient step on a sampled batch; returns ``(loss, mean Q(s, a))``."""
     batch = core.replay.sample(cfg.batch_size, core.rng, beta)
-    obs, next_obs = torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)  # (B, D)
+    obs, next_obs = torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)  # (B, *obs)
     next_mask = None if batch.next_masks is None else torch.from_numpy(batch.next_masks)
     with torch.no_grad():  # n-step (double) targets (B,)
         targets = nstep_targets(
@@ -100,19 +107,26 @@ class GymTrainer:
     ) -> None:
         torch.set_num_threads(cfg.torch_threads)
         self.env_id, self.cfg = env_id, cfg
-        self.env = gym.make(env_id)
-        self.obs_dim, self.n_actions = _spaces(self.env, env_id)
+        self.env = make_gym_env(env_id, train=True)
+        self.obs_shape, self.n_actions = _spaces(self.env, env_id)
+        self.network = "cnn" if _is_stacked_frames(self.env.observation_space) else "mlp"
         torch.manual_seed(cfg.seed)
-        net = MLPQNetwork(self.obs_dim, self.n_actions, cfg.net_arch, cfg.dueling)
-        replay = TransitionReplay(
-            cfg.buffer_size,
-            (self.obs_dim,),
+        net = build_q_network(
+            self.network, self.obs_shape, self.n_actions, cfg.net_arch, cfg.dueling
+        )
+        replay_kwargs = dict(
             gamma=cfg.gamma,
             n_step=cfg.n_step,
             prioritized=cfg.prioritized,
             alpha=cfg.per_alpha,
             eps=cfg.per_eps,
         )
+        if self.network == "cnn":
+            stack, *frame = self.obs_shape
+            replay: TransitionReplay = FrameReplay(cfg.buffer_size, frame, stack, **replay_kwargs)
+        else:
+            obs_dim = int(np.prod(self.obs_shape))
+            replay = TransitionReplay(cfg.buffer_size, (obs_dim,), **replay_kwargs)
         self.core = DQNCore(cfg, net, replay)
         self.run_dir, checkpoint = open_run(run_dir, resume)
         self.last_eval: dict[str, Any] = {}
@@ -223,16 +237,15 @@ class GymTrainer:
         """Epsilon-greedy inside the action mask; the transition goes into replay."""
         mask = _mask(self.info)
         with torch.no_grad():
-            obs_t = torch.as_tensor(self.obs, dtype=torch.float32).reshape(1, -1)
-            q_values = self.core.online(obs_t)  # (1, A)
+            q_values = self.core.online(_batch_of_one(self.obs))  # (1, A)
         mask_t = None if mask is None else torch.from_numpy(mask)[None]
         action = int(epsilon_greedy(q_values, mask_t, epsilon, self.core.gen)[0])
         next_obs, reward, terminated, truncated, self.info = self.env.step(action)
         self.core.replay.add(
-            np.ravel(self.obs),
+            self.obs,
             action,
             reward,
-            np.ravel(next_obs),
+            next_obs,
             terminated,
             truncated,
             mask=mask,
@@ -305,7 +318,11 @@ class GymTrainer:
 
     def evaluate(self) -> dict[str, Any]:
         result = evaluate_gym(
-            self.core.online, self.env_id, self.cfg.eval_episodes, self.cfg.seed + EVAL_SEED_OFFSET
+            self.core.online,
+            self.env_id,
+            self.cfg.eval_episodes,
+            self.cfg.seed + EVAL_SEED_OFFSET,
+            epsilon=self.cfg.eval_epsilon,
         )
         self.logger.log(
             self.core.state.env_steps,
@@ -320,7 +337,8 @@ class GymTrainer:
     def save(self, reason: str) -> Path:
         meta = {
             "env_id": self.env_id,
-            "obs_dim": self.obs_dim,
+            "obs_shape": list(self.obs_shape),
+            "network": self.network,
             "n_actions": self.n_actions,
             "net_arch": self.cfg.net_arch,
             "dueling": self.cfg.dueling,
@@ -336,18 +354,23 @@ def evaluate_gym(
     env_id: str | None = None,
     episodes: int = 20,
     seed: int = 0,
+    epsilon: float = 0.0,
 ) -> dict[str, Any]:
-    """Greedy returns of ``model`` over ``episodes`` episodes seeded ``seed, seed + 1, ...``.
+    """Returns of ``model`` over ``episodes`` episodes seeded ``seed, seed + 1, ...``.
 
-    ``model``: a Q-network (``(B, obs_dim) -> (B, A)``) or a run folder (its latest checkpoint
-    and, unless ``env_id`` is given, its env). Respects ``info["action_mask"]``.
+    ``model``: a Q-network (``(B, *obs_shape) -> (B, A)``) or a run folder (its latest
+    checkpoint and, unless ``env_id`` is given, its env). Acts greedily, or epsilon-greedily
+    with ``epsilon`` (seeded by ``seed``), inside ``info["action_mask"]``. The env is the
+    evaluation one (:func:`textrl.dqn.atari.make_gym_env` with ``train=False``): Atari returns
+    are the unclipped game scores, played to the game's end.
     """
     if isinstance(model, (str, Path)):
         model, run_env = load_q_network(model)
         env_id = env_id or run_env
     if env_id is None:
         raise ValueError("evaluate_gym: env_id is required when model is a network")
-    env = gym.make(env_id)
+    env = make_gym_env(env_id, train=False)
+    gen = torch.Generator().manual_seed(seed)
     returns, lengths = [], []
     was_training = model.training
     model.eval()
@@ -356,12 +379,15 @@ def evaluate_gym(
             obs, info = env.reset(seed=seed + i)
             total, length, done = 0.0, 0, False
             while not done:
-                q = model(torch.as_tensor(obs, dtype=torch.float32).reshape(1, -1))
+                q = model(_batch_of_one(obs))
                 mask = _mask(info)
                 mask_t = None if mask is None else torch.from_numpy(mask)[None]
-                obs, reward, terminated, truncated, info = env.step(
-                    int(greedy_actions(q, mask_t)[0])
+                action = (
+                    epsilon_greedy(q, mask_t, epsilon, gen)
+                    if epsilon
+                    else greedy_actions(q, mask_t)
                 )
+                obs, reward, terminated, truncated, info = env.step(int(action[0]))
                 total, length, done = total + float(reward), length + 1, terminated or truncated
             returns.append(total)
             lengths.append(length)
@@ -371,22 +397,50 @@ def evaluate_gym(
         "mean_return": float(np.mean(returns)),
         "std_return": float(np.std(returns)),
         "mean_length": float(np.mean(lengths)),
+        "epsilon": epsilon,
         "returns": returns,
     }
 
 
-def load_q_network(run_dir: str | Path) -> tuple[MLPQNetwork, str]:
+def build_q_network(
+    network: str,
+    obs_shape: tuple[int, ...] | list[int],
+    n_actions: int,
+    net_arch: str = "256,256",
+    dueling: bool = False,
+) -> torch.nn.Module:
+    """The Q-network of the gym path: ``"cnn"`` (stacked frames) or ``"mlp"`` (vectors)."""
+    if network == "cnn":
+        return NatureCNNQNetwork(obs_shape, n_actions, dueling)
+    return MLPQNetwork(int(np.prod(obs_shape)), n_actions, net_arch, dueling)
+
+
+def load_q_network(run_dir: str | Path) -> tuple[torch.nn.Module, str]:
     """The online Q-network of a run's latest checkpoint, and the run's env id."""
     ckpt = RunDir(run_dir).load_latest()
     if ckpt is None:
         raise FileNotFoundError(f"evaluate: no checkpoint in {str(run_dir)!r}")
     m = ckpt.meta
-    net = MLPQNetwork(m["obs_dim"], m["n_actions"], m["net_arch"], m["dueling"])
+    obs_shape = m["obs_shape"] if "obs_shape" in m else [m["obs_dim"]]  # older runs: obs_dim
+    net = build_q_network(
+        m.get("network", "mlp"), obs_shape, m["n_actions"], m["net_arch"], m["dueling"]
+    )
     net.load_state_dict(unpack_network_state(ckpt.model_state, "online"))
     return net, m["env_id"]
 
 
-def _spaces(env: Any, env_id: str) -> tuple[int, int]:
+def _batch_of_one(obs: Any) -> torch.Tensor:
+    """One observation as a batch of one, keeping ``uint8`` frames as they are (the networks
+    convert)."""
+    return torch.as_tensor(np.asarray(obs))[None]
+
+
+def _is_stacked_frames(space: Any) -> bool:
+    """``(k, H, W)`` ``uint8`` observations, as :func:`~textrl.dqn.atari.make_gym_env` makes."""
+    return isinstance(space, spaces.Box) and space.dtype == np.uint8 and len(space.shape) == 3
+
+
+def _spaces(env: Any, env_id: str) -> tuple[tuple[int, ...], int]:
     if not isinstance(env.action_space, spaces.Discrete):
         raise ValueError(
             f"train_gym: {env_id} has action space {env.action_space}; DQN needs Discrete actions"
@@ -394,9 +448,9 @@ def _spaces(env: Any, env_id: str) -> tuple[int, int]:
     if not isinstance(env.observation_space, spaces.Box):
         raise ValueError(
             f"train_gym: {env_id} has observation space {env.observation_space}; "
-            "expected a Box (it is flattened)"
+            "expected a Box (vectors are flattened, images get the Atari preprocessing)"
         )
-    return int(np.prod(env.observation_space.shape)), int(env.action_space.n)
+    return tuple(int(s) for s in env.observation_space.shape), int(env.action_space.n)
 
 
 def _mask(info: dict[str, Any]) -> np.ndarray | None:
