@@ -11,7 +11,13 @@ import torch
 from textrl.dqn.core import polyak_update
 from textrl.dqn.losses import check_finite, large_margin_loss, nstep_targets, td_loss
 from textrl.dqn.mlp import MLPQNetwork
-from textrl.dqn.policy import epsilon_greedy, greedy_actions, linear_schedule, masked_q
+from textrl.dqn.policy import (
+    epsilon_greedy,
+    epsilon_greedy_one,
+    greedy_actions,
+    linear_schedule,
+    masked_q,
+)
 
 
 def test_masked_argmax_and_max_never_pick_illegal_actions() -> None:
@@ -52,6 +58,29 @@ def test_epsilon_greedy_explores_uniformly_inside_the_mask() -> None:
     mixed = epsilon_greedy(q, mask, 0.5, gen)
     assert set(mixed.unique().tolist()) <= {1, 3, 4}
     assert abs((mixed != 1).float().mean().item() - 0.5 * 2 / 3) < 0.02
+
+
+def test_single_epsilon_greedy_skips_the_network_when_it_explores() -> None:
+    gen = torch.Generator().manual_seed(0)
+    mask = torch.tensor([0, 1, 0, 1, 1, 0], dtype=torch.int8)
+    calls = []
+
+    def q_of() -> torch.Tensor:
+        calls.append(1)
+        return torch.tensor([[10.0, 0.0, 0.0, 3.0, 0.0, 0.0]])  # greedy 0 is illegal: 3
+
+    explored = [epsilon_greedy_one(q_of, 6, mask, 1.0, gen) for _ in range(3000)]
+    assert not calls  # never computed for exploratory steps
+    counts = torch.bincount(torch.tensor(explored), minlength=6)
+    assert counts[[0, 2, 5]].sum() == 0 and all(
+        abs(c / 3000 - 1 / 3) < 0.04 for c in counts[[1, 3, 4]]
+    )
+    assert epsilon_greedy_one(q_of, 6, mask, 0.0, gen) == 3 and len(calls) == 1
+    mixed = [epsilon_greedy_one(q_of, 6, None, 0.5, gen) for _ in range(4000)]
+    assert abs(len(calls) - 1 - 2000) < 150  # the network ran for the greedy half only
+    assert abs(sum(a != 0 for a in mixed) / 4000 - 0.5 * 5 / 6) < 0.03
+    with pytest.raises(ValueError, match="no legal action"):
+        epsilon_greedy_one(q_of, 6, torch.zeros(6, dtype=torch.int8), 0.5, gen)
 
 
 def test_double_dqn_targets_against_hand_computed_values() -> None:

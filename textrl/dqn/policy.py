@@ -8,10 +8,18 @@ targets' max/argmax alike (:mod:`textrl.dqn.losses`).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 from torch import Tensor
 
-__all__ = ["epsilon_greedy", "greedy_actions", "linear_schedule", "masked_q"]
+__all__ = [
+    "epsilon_greedy",
+    "epsilon_greedy_one",
+    "greedy_actions",
+    "linear_schedule",
+    "masked_q",
+]
 
 
 def masked_q(q: Tensor, mask: Tensor | None) -> Tensor:
@@ -57,6 +65,24 @@ def epsilon_greedy(
     scores = torch.rand(q.shape, generator=generator, device=q.device)  # (..., A)
     random_actions = masked_q(scores, mask).argmax(-1)
     return torch.where(explore, random_actions, greedy)
+
+
+def epsilon_greedy_one(
+    q_of: Callable[[], Tensor],
+    n_actions: int,
+    mask: Tensor | None,
+    eps: float,
+    generator: torch.Generator | None = None,
+) -> int:
+    """One epsilon-greedy action that computes ``q_of()`` (shape ``(A,)`` or ``(1, A)``) only
+    when it acts greedily: the Q-network's forward pass is skipped for exploratory steps (as
+    SB3's ``predict`` does), which is most steps early in training. The exploratory action is
+    uniform over the legal actions."""
+    mask_1d = None if mask is None else mask.reshape(n_actions)
+    _check_some_legal(mask_1d)
+    if eps > 0.0 and float(torch.rand((), generator=generator)) < eps:
+        return int(masked_q(torch.rand(n_actions, generator=generator), mask_1d).argmax())
+    return int(greedy_actions(q_of().reshape(n_actions), mask_1d))
 
 
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:

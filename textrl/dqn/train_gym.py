@@ -41,7 +41,12 @@ from textrl.dqn.frame_replay import FrameReplay
 from textrl.dqn.losses import nstep_targets, td_loss
 from textrl.dqn.mlp import MLPQNetwork
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
-from textrl.dqn.policy import epsilon_greedy, greedy_actions, linear_schedule
+from textrl.dqn.policy import (
+    epsilon_greedy,
+    epsilon_greedy_one,
+    greedy_actions,
+    linear_schedule,
+)
 from textrl.dqn.replay import TransitionReplay
 
 __all__ = ["build_q_network", "dqn_update", "evaluate_gym", "load_q_network", "train_gym"]
@@ -236,10 +241,13 @@ class GymTrainer:
     def act(self, epsilon: float) -> None:
         """Epsilon-greedy inside the action mask; the transition goes into replay."""
         mask = _mask(self.info)
-        with torch.no_grad():
-            q_values = self.core.online(_batch_of_one(self.obs))  # (1, A)
-        mask_t = None if mask is None else torch.from_numpy(mask)[None]
-        action = int(epsilon_greedy(q_values, mask_t, epsilon, self.core.gen)[0])
+        mask_t = None if mask is None else torch.from_numpy(mask)
+
+        def q_values() -> torch.Tensor:  # (1, A), computed only for a greedy step
+            with torch.no_grad():
+                return self.core.online(_batch_of_one(self.obs))
+
+        action = epsilon_greedy_one(q_values, self.n_actions, mask_t, epsilon, self.core.gen)
         next_obs, reward, terminated, truncated, self.info = self.env.step(action)
         self.core.replay.add(
             self.obs,
