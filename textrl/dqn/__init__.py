@@ -6,7 +6,8 @@ Read in this order: :mod:`~textrl.dqn.config` (``DQNConfig``, ``GymConfig``, pre
 :mod:`~textrl.dqn.sum_tree`, :mod:`~textrl.dqn.replay` (transitions) and
 :mod:`~textrl.dqn.episode_replay` (whole token episodes), :mod:`~textrl.dqn.frame_replay`
 (stacked frames, each stored once), :mod:`~textrl.dqn.mlp`, :mod:`~textrl.dqn.cnn` (Nature CNN),
-:mod:`~textrl.dqn.atari` (image preprocessing),
+:mod:`~textrl.dqn.atari` (image preprocessing), :mod:`~textrl.dqn.distributed` (Ape-X actors
+on Ray),
 :mod:`~textrl.dqn.checkpoints` (run folders, atomic checkpoints, the resume rules),
 :mod:`~textrl.dqn.monitoring` (metrics, curves, progress), :mod:`~textrl.dqn.core`
 (``DQNCore``: networks, optimizers, replay, RNGs and counters, with the one optimizer step,

@@ -125,6 +125,32 @@ class DQNConfig:
         1,
         "torch.set_num_threads for training (1 is fastest for small MLPs on 2 cores).",
     )
+    device: Literal["auto", "cpu", "cuda"] = option(
+        "auto",
+        "Where the learner runs: cuda when available with auto (gym path; the text agent "
+        "runs on the CPU), or as named.",
+    )
+    actors: int = option(
+        0,
+        "Ray actors acting in parallel, Ape-X style (needs the distributed extra); 0: act in "
+        "this process, Ray not imported.",
+    )
+    ray_address: str | None = option(
+        None,
+        "Ray cluster to join with --actors (e.g. 'auto' after 'ray start --head'; default: "
+        "RAY_ADDRESS, else a local Ray).",
+    )
+    apex_eps: float = option(
+        0.4,
+        "Ape-X exploration: actor i of N acts with apex_eps ** (1 + apex_alpha * i / (N - 1)) "
+        "(Horgan et al. 2018: 0.4 and 7).",
+    )
+    apex_alpha: float = option(7.0, "Ape-X exploration exponent alpha (see --apex-eps).")
+    publish_every: int = option(
+        50,
+        "With --actors: publish the learner's weights to the actors every this many gradient "
+        "steps.",
+    )
 
     def __post_init__(self) -> None:
         """Check values up front; errors name the field, the value and the expectation."""
@@ -142,9 +168,10 @@ class DQNConfig:
             "keep_checkpoints",
             "log_every",
             "torch_threads",
+            "publish_every",
         ):
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
-        for name in ("learning_starts", "eval_every", "checkpoint_every"):
+        for name in ("learning_starts", "eval_every", "checkpoint_every", "actors"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
         check_field(self, "tau", 0.0 < self.tau <= 1.0, "a number in (0, 1]")
         check_field(
@@ -153,7 +180,8 @@ class DQNConfig:
             self.max_grad_norm is None or self.max_grad_norm > 0,
             "a positive number or none",
         )
-        for name in ("per_alpha", "per_beta0", "eps_start", "eps_end", "eps_fraction"):
+        check_field(self, "apex_alpha", self.apex_alpha >= 0, "a non-negative number")
+        for name in ("per_alpha", "per_beta0", "eps_start", "eps_end", "eps_fraction", "apex_eps"):
             check_field(self, name, 0.0 <= getattr(self, name) <= 1.0, "a number in [0, 1]")
         check_field(self, "per_eps", self.per_eps > 0, "a positive number")
 
@@ -171,6 +199,10 @@ class GymConfig(DQNConfig):
         "Run --gradient-steps gradient steps every this many environment steps.",
     )
     eval_episodes: int = option(10, "Episodes per evaluation.")
+    actor_steps: int = option(
+        200,
+        "With --actors: env steps an actor takes per call (it returns the episodes that ended).",
+    )
     eval_epsilon: float = option(
         0.0,
         "Epsilon of the evaluation episodes (0: greedy; the Atari preset uses 0.05 as Mnih et "
@@ -187,7 +219,7 @@ class GymConfig(DQNConfig):
         check_field(
             self, "lr_end", self.lr_end is None or self.lr_end >= 0, "a non-negative number or none"
         )
-        for name in ("train_freq", "eval_episodes"):
+        for name in ("train_freq", "eval_episodes", "actor_steps"):
             check_field(self, name, getattr(self, name) >= 1, "a positive integer")
         check_field(self, "eval_epsilon", 0.0 <= self.eval_epsilon <= 1.0, "a number in [0, 1]")
         parse_net_arch(self.net_arch)

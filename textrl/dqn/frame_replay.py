@@ -116,6 +116,21 @@ class FrameReplay(TransitionReplay):
             obs[:, -1], action, reward, next_obs[:, -1], terminated, truncated, mask, next_mask
         )
 
+    def _episode_observations(self, obs: Any) -> np.ndarray:
+        """``add_episode`` takes an episode's frames ``(T + 1, H, W)`` (the compact form actors
+        send) or its stacks ``(T + 1, k, H, W)``; frames are stacked here as the env stacks
+        them (the first frame repeated at the start)."""
+        obs = np.asarray(obs, dtype=np.uint8)
+        if obs.shape[1:] == self.stacked_shape:
+            return obs
+        if obs.shape[1:] != self.obs_shape:
+            raise ValueError(
+                f"add_episode: expected frames (T + 1, {', '.join(map(str, self.obs_shape))}) "
+                f"or stacks (T + 1, {', '.join(map(str, self.stacked_shape))}), got {obs.shape}"
+            )
+        t = np.arange(len(obs))[:, None] - self._back[None, :]  # (T + 1, k)
+        return obs[np.maximum(t, 0)]
+
     def _check_stack(self, stacked: np.ndarray, row: int, env: int, age: int) -> None:
         """``stacked`` must be the episode's previous ``age`` frames, padded with the first."""
         for j in range(1, self.stack):  # j steps back from the newest frame

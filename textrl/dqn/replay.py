@@ -155,6 +155,56 @@ class TransitionReplay:
         self.pos = (self.pos + 1) % self.rows
         self.full = self.full or self.pos == 0
 
+    def add_episode(
+        self,
+        obs: Any,
+        actions: Any,
+        rewards: Any,
+        terminated: bool,
+        truncated: bool,
+        priorities: Any = None,
+        masks: Any = None,
+    ) -> np.ndarray:
+        """Store a whole episode of one env (``num_envs == 1``): ``obs`` holds its ``T + 1``
+        observations (the last one after the final step), ``actions``/``rewards`` ``T`` values,
+        ``masks`` ``T + 1`` action masks or None. The last step ends the episode (``terminated``
+        or else ``truncated``; an episode cut off mid-way is stored as truncated). Priorities,
+        e.g. from an actor's own TD errors (Ape-X), replace the new steps' maximal priority.
+        Returns the flat indices of the stored steps."""
+        if self.num_envs != 1:
+            raise ValueError("add_episode: whole episodes need a replay with num_envs=1")
+        obs = self._episode_observations(obs)
+        T = len(actions)
+        if T < 1 or len(obs) != T + 1 or len(rewards) != T:
+            raise ValueError(
+                f"add_episode: expected T >= 1 actions, T rewards and T + 1 observations, got "
+                f"{T}, {len(rewards)} and {len(obs)}"
+            )
+        if self.pending.any():  # an episode added step by step is still open
+            self.truncate_pending()
+        rows = (self.pos + np.arange(T)) % self.rows
+        for t in range(T):
+            last = t == T - 1
+            self.add(
+                obs[t],
+                actions[t],
+                rewards[t],
+                obs[t + 1],
+                terminated and last,
+                (truncated or not terminated) and last,
+                mask=None if masks is None else masks[t],
+                next_mask=None if masks is None else masks[t + 1],
+            )
+        if priorities is not None and self.tree is not None:
+            prios = (np.abs(np.asarray(priorities, dtype=np.float64)) + self.eps) ** self.alpha
+            self.tree.update(rows, prios)
+            self.max_priority = max(self.max_priority, float(prios.max()))
+        return rows
+
+    def _episode_observations(self, obs: Any) -> np.ndarray:
+        """An episode's observations as :meth:`add` takes them, ``(T + 1, *obs_shape)``."""
+        return np.asarray(obs)
+
     def truncate_pending(self) -> None:
         """Mark each env's newest step, if its episode is still open, as truncated.
 

@@ -57,24 +57,29 @@ EVAL_SEED_OFFSET = 1_000_003  # evaluation episodes use seeds cfg.seed + offset 
 def dqn_update(core: DQNCore, cfg: GymConfig, beta: float) -> tuple[float, float]:
     """One gradient step on a sampled batch; returns ``(loss, mean Q(s, a))``."""
     batch = core.replay.sample(cfg.batch_size, core.rng, beta)
-    obs, next_obs = torch.from_numpy(batch.obs), torch.from_numpy(batch.next_obs)  # (B, *obs)
-    next_mask = None if batch.next_masks is None else torch.from_numpy(batch.next_masks)
-    with torch.no_grad():  # n-step (double) targets (B,)
+    device = next(core.online.parameters()).device
+
+    def tensor(array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(array).to(device, non_blocking=True)
+
+    obs, next_obs = tensor(batch.obs), tensor(batch.next_obs)  # (B, *obs); uint8 for frames
+    next_mask = None if batch.next_masks is None else tensor(batch.next_masks)
+    with torch.no_grad():  # n-step (double) targets (B,), in fp32
         targets = nstep_targets(
             core.online(next_obs) if cfg.double else None,
             core.target(next_obs),
             next_mask,
-            torch.from_numpy(batch.returns),
-            torch.from_numpy(batch.discounts),
+            tensor(batch.returns),
+            tensor(batch.discounts),
             double=cfg.double,
         )
-    q_sa = core.online(obs).gather(1, torch.from_numpy(batch.actions)[:, None]).squeeze(1)  # (B,)
-    weights = torch.from_numpy(batch.weights) if cfg.prioritized else None
+    q_sa = core.online(obs).gather(1, tensor(batch.actions)[:, None]).squeeze(1)  # (B,)
+    weights = tensor(batch.weights) if cfg.prioritized else None
     loss, td_errors = td_loss(q_sa, targets, weights, cfg.huber)
     core.apply_gradients(loss)
     core.update_target()
     if cfg.prioritized:
-        core.replay.update_priorities(batch.indices, td_errors.numpy())
+        core.replay.update_priorities(batch.indices, td_errors.cpu().numpy())
     return loss.item(), q_sa.detach().mean().item()
 
 
@@ -116,9 +121,10 @@ class GymTrainer:
         self.obs_shape, self.n_actions = _spaces(self.env, env_id)
         self.network = "cnn" if _is_stacked_frames(self.env.observation_space) else "mlp"
         torch.manual_seed(cfg.seed)
+        self.device = resolve_device(cfg.device)
         net = build_q_network(
             self.network, self.obs_shape, self.n_actions, cfg.net_arch, cfg.dueling
-        )
+        ).to(self.device)
         replay_kwargs = dict(
             gamma=cfg.gamma,
             n_step=cfg.n_step,
@@ -176,7 +182,10 @@ class GymTrainer:
             stop_on_ctrl_c() as self.stop,
         ):
             try:
-                stopped = self.loop(deadline, callback)
+                if cfg.actors:
+                    stopped = self.apex_loop(deadline, callback)
+                else:
+                    stopped = self.loop(deadline, callback)
                 if stopped != "interrupted" and self.evaluated_at != state.env_steps:
                     self.last_eval = self.evaluate()
                 if self.saved_at != state.env_steps:
@@ -245,7 +254,7 @@ class GymTrainer:
 
         def q_values() -> torch.Tensor:  # (1, A), computed only for a greedy step
             with torch.no_grad():
-                return self.core.online(_batch_of_one(self.obs))
+                return self.core.online(_batch_of_one(self.obs).to(self.device)).cpu()
 
         action = epsilon_greedy_one(q_values, self.n_actions, mask_t, epsilon, self.core.gen)
         next_obs, reward, terminated, truncated, self.info = self.env.step(action)
@@ -276,6 +285,125 @@ class GymTrainer:
             )
             self.obs = None
 
+    def apex_loop(self, deadline: float | None, callback: Callable | None) -> str:
+        """``--actors N``: Ray actors act (:mod:`textrl.dqn.distributed`), this process learns.
+
+        Whole episodes arrive with the actors' TD errors as priorities; the learner keeps the
+        replay ratio of the in-process loop (``gradient_steps`` updates per ``train_freq`` env
+        steps after ``learning_starts``), never learning ahead of the data, and publishes its
+        weights every ``publish_every`` updates. Evaluation, logging and checkpoints as in
+        :meth:`loop` (a checkpoint can be written at any time: the replay holds only whole
+        episodes). ``callback(info)`` is called after each batch of arrived episodes."""
+        from textrl.dqn.distributed import ActorPool, GymActorWorker, apex_epsilons, cpu_state
+
+        cfg, state = self.cfg, self.core.state
+        net_args = {
+            "network": self.network,
+            "obs_shape": list(self.obs_shape),
+            "n_actions": self.n_actions,
+            "net_arch": cfg.net_arch,
+            "dueling": cfg.dueling,
+        }
+        epsilons = apex_epsilons(cfg.actors, cfg.apex_eps, cfg.apex_alpha)
+        # New seeds on every (re)start: a resumed run's actors do not replay old episodes.
+        base = cfg.seed * 1_000_003 + state.env_steps
+        args = [
+            (self.env_id, net_args, i, epsilons[i], base + 7_919 * i) for i in range(cfg.actors)
+        ]
+        self.actor_episodes = [0] * cfg.actors
+        lags: list[int] = []
+        act_seconds = env_seconds = 0.0
+        pool = ActorPool(GymActorWorker, args, cfg.ray_address)
+        try:
+            pool.publish(cpu_state(self.core.online))
+            for i in range(len(pool)):
+                pool.submit(i, cfg.actor_steps)
+            while state.env_steps < cfg.total_steps:
+                if deadline is not None and time.perf_counter() > deadline:
+                    return "minutes"
+                if self.stop.requested:
+                    return "interrupted"
+                allowed = 0
+                if state.env_steps > cfg.learning_starts:
+                    allowed = (state.env_steps - cfg.learning_starts) // cfg.train_freq
+                    allowed *= cfg.gradient_steps
+                can_learn = state.grad_steps < allowed
+                if can_learn:
+                    progress_frac = state.env_steps / cfg.total_steps
+                    beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
+                    if cfg.lr_end is not None:
+                        self.core.set_lr(linear_schedule(cfg.lr, cfg.lr_end, 1.0, progress_frac))
+                    loss, q_mean = dqn_update(self.core, cfg, beta)
+                    self.losses.append(loss)
+                    self.q_means.append(q_mean)
+                    if state.grad_steps % cfg.publish_every == 0:
+                        pool.publish(cpu_state(self.core.online))
+                arrived = pool.ready(timeout=0.0 if can_learn else 1.0)
+                for i, res in arrived:
+                    pool.submit(i, cfg.actor_steps)  # the newest weights (a restarted actor too)
+                    if res is None:
+                        continue  # the actor died mid-call; Ray restarted it
+                    lags.append(pool.version - res["version"])
+                    act_seconds += res["seconds"]
+                    env_seconds += res["env_seconds"]
+                    for ep in res["episodes"]:
+                        self.store_episode(ep, res["index"])
+                if arrived:
+                    self.bar.update(
+                        sum(r["steps"] for _, r in arrived if r is not None),
+                        loss=self.losses[-1] if self.losses else None,
+                        ret=float(np.mean(self.recent_returns)) if self.recent_returns else None,
+                    )
+                    info = {"env_steps": state.env_steps, "episodes": state.episodes}
+                    if callback is not None and callback({**info, "pool": pool}) is False:
+                        return "callback"
+                if state.due("eval", cfg.eval_every):
+                    self.last_eval, self.evaluated_at = self.evaluate(), state.env_steps
+                if state.due("log", cfg.log_every):
+                    self.log(None)
+                    self.logger.log(
+                        state.env_steps,
+                        {
+                            "apex/policy_lag": float(np.mean(lags)) if lags else None,
+                            "apex/version": pool.version,
+                            "apex/actor_restarts": pool.failures,
+                            "apex/env_share": env_seconds / max(act_seconds, 1e-9),
+                        },
+                    )
+                    lags.clear()
+                if state.due("checkpoint", cfg.checkpoint_every):
+                    self.save("periodic")
+                    self.saved_at = state.env_steps
+            return "total_steps"
+        except KeyboardInterrupt:
+            return "interrupted"
+        finally:
+            self.actor_restarts, self.weights_version = pool.failures, pool.version
+            pool.shutdown()
+
+    def store_episode(self, ep: dict[str, Any], actor: int) -> None:
+        """One actor's episode into replay, counted and logged as :meth:`act` does."""
+        state = self.core.state
+        prios = ep["priorities"] if self.cfg.prioritized else None
+        self.core.replay.add_episode(
+            ep["obs"],
+            ep["actions"],
+            ep["rewards"],
+            ep["terminated"],
+            ep["truncated"],
+            priorities=prios,
+            masks=ep["masks"],
+        )
+        steps, ret = len(ep["actions"]), float(np.sum(ep["rewards"]))
+        state.env_steps += steps
+        state.episodes += 1
+        self.actor_episodes[actor] += 1
+        self.recent_returns.append(ret)
+        self.logger.log(
+            state.env_steps,
+            {"train/episode_return": ret, "train/episode_length": steps, "train/actor": actor},
+        )
+
     def learn(self, progress_frac: float) -> None:
         """``gradient_steps`` DQN updates (PER beta and the learning rate follow progress)."""
         cfg = self.cfg
@@ -287,7 +415,7 @@ class GymTrainer:
             self.losses.append(loss)
             self.q_means.append(q_mean)
 
-    def log(self, epsilon: float) -> None:
+    def log(self, epsilon: float | None) -> None:
         """Training scalars since the last log: loss, Q, epsilon, steps/s."""
         state, now = self.core.state, time.perf_counter()
         steps_per_s = (state.env_steps - self.last_log[1]) / max(now - self.last_log[0], 1e-9)
@@ -322,6 +450,15 @@ class GymTrainer:
             "eval_mean_length": ev["mean_length"],
             "eval_returns": ev["returns"],
             "run_dir": str(self.run_dir.path),
+            **(
+                {
+                    "actor_episodes": self.actor_episodes,
+                    "actor_restarts": self.actor_restarts,
+                    "weights_version": self.weights_version,
+                }
+                if self.cfg.actors
+                else {}
+            ),
         }
 
     def evaluate(self) -> dict[str, Any]:
@@ -379,6 +516,7 @@ def evaluate_gym(
         raise ValueError("evaluate_gym: env_id is required when model is a network")
     env = make_gym_env(env_id, train=False)
     gen = torch.Generator().manual_seed(seed)
+    device = next(model.parameters()).device
     returns, lengths = [], []
     was_training = model.training
     model.eval()
@@ -387,7 +525,7 @@ def evaluate_gym(
             obs, info = env.reset(seed=seed + i)
             total, length, done = 0.0, 0, False
             while not done:
-                q = model(_batch_of_one(obs))
+                q = model(_batch_of_one(obs).to(device)).cpu()
                 mask = _mask(info)
                 mask_t = None if mask is None else torch.from_numpy(mask)[None]
                 action = (
@@ -435,6 +573,15 @@ def load_q_network(run_dir: str | Path) -> tuple[torch.nn.Module, str]:
     )
     net.load_state_dict(unpack_network_state(ckpt.model_state, "online"))
     return net, m["env_id"]
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device(device)
 
 
 def _batch_of_one(obs: Any) -> torch.Tensor:

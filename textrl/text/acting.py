@@ -9,6 +9,7 @@ whole :class:`~textrl.dqn.episode_replay.Episode` for the replay.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import Any, NamedTuple
 
@@ -31,6 +32,7 @@ class Rollout(NamedTuple):
     steps: int  # environment steps taken in all
     scores: list[float]  # each episode's return (= its final score: rewards telescope)
     indices: list[int]  # each episode's document (its index in the environments' examples)
+    env_seconds: float = 0.0  # time spent in the environments' reset and step
 
 
 class LockstepActor:
@@ -64,6 +66,7 @@ class LockstepActor:
                 f"indices: expected one document index per environment ({len(self.envs)}), "
                 f"got {len(indices)}"
             )
+        t_env = time.perf_counter()
         resets = [
             e.reset(
                 seed=None if seeds is None else seeds[i],
@@ -71,6 +74,7 @@ class LockstepActor:
             )
             for i, e in enumerate(self.envs)
         ]
+        env_seconds = time.perf_counter() - t_env
         sources = [o["source"][: int(o["source_length"])] for o, _ in resets]
         masks = np.stack([info["action_mask"] for _, info in resets])  # (K, A)
         src, smask = pad_sources(sources, self.pad_id)
@@ -90,6 +94,7 @@ class LockstepActor:
             else:
                 logits = masked_q(q * sample_scale, legal)
                 a = torch.multinomial(torch.softmax(logits, -1), 1, generator=generator)[:, 0]
+            t_env = time.perf_counter()
             for i in range(k):
                 if done[i]:
                     continue
@@ -98,6 +103,7 @@ class LockstepActor:
                 rewards[i].append(r)
                 steps += 1
                 done[i] = term or trunc
+            env_seconds += time.perf_counter() - t_env
             if all(done):
                 break
             q = net.step(cache, self.action_tokens[a])
@@ -119,7 +125,8 @@ class LockstepActor:
             for i in range(k)
         ]
         indices_out = [int(info["index"]) for _, info in resets]
-        return Rollout(episodes, steps, [float(sum(r)) for r in rewards], indices_out)
+        scores = [float(sum(r)) for r in rewards]
+        return Rollout(episodes, steps, scores, indices_out, env_seconds)
 
     def rng_states(self) -> list[dict[str, Any]]:
         """Each environment's generator state (which documents it draws next)."""

@@ -110,6 +110,17 @@ class TextTrainer:
         self.warm_start_scores: dict[str, float] | None = None
         self.last_indices: list[int] = []  # the documents of the last round of episodes
         self.eval_seconds = 0.0  # how long the last evaluation took
+        self.actor_episodes: list[int] = []  # with --actors: episodes each actor delivered
+        if cfg.actors and (cfg.algo == "scst" or cfg.relative_reward or cfg.explore_temperature):
+            raise ValueError(
+                "actors: Ape-X actors act epsilon-greedily for --algo anchored or dqfd; "
+                "--algo scst, --relative-reward and --explore-temperature need in-process acting"
+            )
+        if resolve_text_device(cfg.device) != "cpu":
+            raise ValueError(
+                f"device: the text agent's learner runs on the CPU so far, got {cfg.device!r} "
+                "(the gym path's learner uses CUDA)"
+            )
 
     @property
     def state(self) -> TrainState:
@@ -157,6 +168,8 @@ class TextTrainer:
                 "run_dir": str(self.run_dir.path),
             }
         )
+        if self.cfg.actors:
+            result["actor_episodes"] = self.actor_episodes
         return result
 
     # -- phase 1: the warm start ----------------------------------------------------------------
@@ -227,7 +240,17 @@ class TextTrainer:
 
     def dqn(self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None) -> str:
         """Rounds of acting then learning until ``total_steps``, the budget or the callback;
-        returns which of the three stopped it."""
+        returns which of the three stopped it. With ``actors``, Ray actors act (Ape-X)."""
+        cfg = self.cfg
+        if cfg.actors:
+            self.start_actors()
+            try:
+                return self._dqn(deadline, progress, callback)
+            finally:
+                self.pool.shutdown()
+        return self._dqn(deadline, progress, callback)
+
+    def _dqn(self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None) -> str:
         cfg, state = self.cfg, self.state
         bar = ProgressBar(cfg.total_steps, state.env_steps, progress, desc="dqn")
         recent: list[float] = []
@@ -250,7 +273,7 @@ class TextTrainer:
                 learned += stats["transitions"]
                 t_learn += time.perf_counter() - t0
             else:
-                steps, scores = self.act(eps)
+                steps, scores = self.apex_act() if cfg.actors else self.act(eps)
                 if state.env_steps >= cfg.learning_starts:
                     beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
                     t0 = time.perf_counter()
@@ -258,6 +281,8 @@ class TextTrainer:
                         stats = self.learner.dqn_update(beta)
                         learned += stats["transitions"]
                     t_learn += time.perf_counter() - t0
+                if cfg.actors and state.grad_steps - self.published_at >= cfg.publish_every:
+                    self.publish()
             recent = (recent + scores)[-200:]
             bar.update(steps, eps=eps, loss=stats.get("loss"), score=float(np.mean(recent)))
             if state.due("log", cfg.log_every):
@@ -268,6 +293,7 @@ class TextTrainer:
                         "epsilon": eps,
                         "episode_score": float(np.mean(recent)),
                         "learned_per_s": learned / max(t_learn, 1e-9),
+                        **self.apex_stats(),
                     },
                 )
             if state.due("eval", cfg.eval_every):
@@ -329,6 +355,74 @@ class TextTrainer:
         state.episodes += len(rollout.episodes)
         return rollout.steps, rollout.scores
 
+    # -- Ape-X actors (--actors N) ---------------------------------------------------------------
+
+    def start_actors(self) -> None:
+        """Start ``cfg.actors`` Ray actors, each on its own shard of the training documents
+        (every N-th one, shipped once), with Ape-X's per-actor epsilon; publish the weights."""
+        from textrl.dqn.distributed import ActorPool, TextActorWorker, apex_epsilons
+
+        cfg, n = self.cfg, self.cfg.actors
+        env = self.actor.envs[0]
+        examples = list(env.examples)
+        if len(examples) < n:
+            raise ValueError(
+                f"actors: {n} actors need at least {n} training documents, got {len(examples)}"
+            )
+        epsilons = apex_epsilons(n, cfg.apex_eps, cfg.apex_alpha)
+        values = dataclasses.asdict(cfg)
+        base = cfg.seed * 1_000_003 + self.state.env_steps  # new seeds on every (re)start
+        args = [
+            (values, env.tokenizer, examples[i::n], i, epsilons[i], base + 7_919 * i)
+            for i in range(n)
+        ]
+        self.pool = ActorPool(TextActorWorker, args, cfg.ray_address)
+        self.actor_episodes, self.lags = [0] * n, []
+        self.act_seconds = self.env_seconds = 0.0
+        self.publish()
+        for i in range(n):
+            self.pool.submit(i)
+
+    def publish(self) -> None:
+        from textrl.dqn.distributed import cpu_state
+
+        self.pool.publish(cpu_state(self.learner.online))
+        self.published_at = self.state.grad_steps
+
+    def apex_act(self) -> tuple[int, list[float]]:
+        """Wait for the next actors' rounds; their episodes go into replay (as :meth:`act`)."""
+        state, steps, scores = self.state, 0, []
+        while not steps:
+            for i, res in self.pool.ready(timeout=1.0):
+                self.pool.submit(i)  # with the newest weights
+                if res is None:
+                    continue  # the actor died mid-round; Ray restarted it
+                for episode in res["episodes"]:
+                    self.learner.replay.add_episode(episode)
+                self.lags.append(self.pool.version - res["version"])
+                self.act_seconds += res["seconds"]
+                self.env_seconds += res["env_seconds"]
+                self.actor_episodes[i] += len(res["episodes"])
+                state.env_steps += res["steps"]
+                state.episodes += len(res["episodes"])
+                steps += res["steps"]
+                scores += res["scores"]
+            if not steps and self.stop.requested:
+                break
+        return steps, scores
+
+    def apex_stats(self) -> dict[str, Any]:
+        if not self.cfg.actors:
+            return {}
+        lag = float(np.mean(self.lags)) if self.lags else None
+        self.lags = []
+        return {
+            "apex/policy_lag": lag,
+            "apex/version": self.pool.version,
+            "apex/actor_restarts": self.pool.failures,
+            "apex/env_share": self.env_seconds / max(self.act_seconds, 1e-9),
+        }
+
     # -- evaluation and checkpoints ---------------------------------------------------------------
 
     def scores(self) -> dict[str, float]:
@@ -357,6 +451,11 @@ class TextTrainer:
             meta={"metrics_lines": self.logger.lines},
             rng_extra={"envs": self.actor.rng_states()},
         )
+
+
+def resolve_text_device(device: str) -> str:
+    """The text learner's device: ``auto`` means the CPU (it is not ported to CUDA yet)."""
+    return "cpu" if device == "auto" else device
 
 
 def _minus_at_end(episode: Episode, baseline: float) -> Episode:

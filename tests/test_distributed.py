@@ -1,0 +1,135 @@
+"""Ape-X on Ray (textrl.dqn.distributed): a local Ray with 2 CPUs runs CartPole and a tiny text
+run with 2 actors to completion; episodes from every actor reach replay, weights versions
+advance, a killed actor is restarted without stopping the run, and a resumed run continues its
+counters and replay. Needs the distributed extra (Ray); skips, saying why, without it or where
+Ray cannot start."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_train_text import TINY
+
+from textrl.dqn.checkpoints import RunDir
+from textrl.dqn.config import PRESETS, GymConfig
+from textrl.dqn.distributed import apex_epsilons
+from textrl.dqn.train_gym import train_gym
+from textrl.text.config import TextConfig
+from textrl.text.train import train_text
+
+
+def test_apex_epsilons_follow_the_paper() -> None:
+    eps = apex_epsilons(8, 0.4, 7.0)
+    assert eps[0] == pytest.approx(0.4) and eps[-1] == pytest.approx(0.4**8)
+    assert all(a > b for a, b in zip(eps, eps[1:]))
+    assert apex_epsilons(3, 0.4, 7.0)[1] == pytest.approx(0.4**4.5)
+    assert apex_epsilons(1) == [0.4]
+    with pytest.raises(ValueError, match="actors"):
+        apex_epsilons(0)
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    ray = pytest.importorskip("ray", reason="the distributed extra (Ray) is not installed")
+    try:
+        ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    except Exception as exc:  # noqa: BLE001 - e.g. no shared memory in a sandbox: say so
+        pytest.skip(f"a local Ray cannot start here: {exc}")
+    yield ray
+    ray.shutdown()
+
+
+def _cartpole(**kwargs) -> GymConfig:
+    values = {
+        **PRESETS["CartPole-v1"],
+        "total_steps": 3000,
+        "learning_starts": 500,
+        "train_freq": 64,
+        "gradient_steps": 16,
+        "actors": 2,
+        "actor_steps": 100,
+        "publish_every": 16,
+        "eval_every": 0,
+        "eval_episodes": 2,
+        "checkpoint_every": 1500,
+        "log_every": 500,
+        "prioritized": True,
+        **kwargs,
+    }
+    return GymConfig(**values)
+
+
+def test_cartpole_with_two_actors_runs_to_completion(local_ray, tmp_path: Path) -> None:
+    result = train_gym("CartPole-v1", _cartpole(), tmp_path, progress=False, tensorboard=False)
+    assert result["stopped"] == "total_steps" and result["env_steps"] >= 3000
+    assert all(n > 0 for n in result["actor_episodes"])  # every actor's episodes arrived
+    assert sum(result["actor_episodes"]) == result["episodes"]
+    assert result["weights_version"] >= 5 and result["grad_steps"] > 0
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    actors = {r["train/actor"] for r in records if "train/actor" in r}
+    assert actors == {0, 1}
+    lags = [r["apex/policy_lag"] for r in records if r.get("apex/policy_lag") is not None]
+    assert lags and all(lag >= 0 for lag in lags)
+    ckpt = RunDir(tmp_path).load_latest()
+    assert ckpt is not None
+    assert ckpt.replay_state["arrays"]["pending"].sum() == 0  # whole episodes only
+
+
+def test_a_killed_actor_is_restarted_and_the_run_goes_on(local_ray, tmp_path: Path) -> None:
+    killed = []
+
+    def kill_once(info: dict) -> None:
+        if not killed and info["env_steps"] >= 800:
+            info["pool"].kill(0)
+            killed.append(info["env_steps"])
+
+    from textrl.dqn.train_gym import GymTrainer
+
+    trainer = GymTrainer("CartPole-v1", _cartpole(total_steps=4000), tmp_path, False, False)
+    before: list[int] = []
+
+    def callback(info: dict) -> None:
+        kill_once(info)
+        if killed and not before:
+            before.append(trainer.actor_episodes[0])
+
+    result = trainer.run(progress=False, callback=callback)
+    assert killed and result["stopped"] == "total_steps" and result["env_steps"] >= 4000
+    assert result["actor_restarts"] >= 1
+    assert result["actor_episodes"][0] > before[0]  # the restarted actor delivered again
+
+
+def test_resume_with_actors_continues_counters_and_replay(local_ray, tmp_path: Path) -> None:
+    first = train_gym("CartPole-v1", _cartpole(total_steps=1500), tmp_path, progress=False)
+    replay_len = len(RunDir(tmp_path).load_latest().replay_state["arrays"]["actions"])
+    assert replay_len == first["env_steps"]
+    again = train_gym(
+        "CartPole-v1", _cartpole(total_steps=2500), tmp_path, resume=True, progress=False
+    )
+    assert again["env_steps"] >= 2500 and again["episodes"] > first["episodes"]
+    assert again["grad_steps"] > first["grad_steps"]
+    state = RunDir(tmp_path).load_latest()
+    assert len(state.replay_state["arrays"]["actions"]) == again["env_steps"]
+
+
+def test_tiny_text_run_with_two_actors(local_ray, tiny_data: Path, tmp_path: Path) -> None:
+    cfg = TextConfig(
+        data=str(tiny_data),
+        **{**TINY, "total_steps": 600, "actors": 2, "publish_every": 2, "eval_every": 300},
+    )
+    result = train_text(cfg, tmp_path, progress=False)
+    assert result["env_steps"] >= 600 and result["grad_steps"] > 0
+    assert all(n > 0 for n in result["actor_episodes"])
+    records = [json.loads(x) for x in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    versions = [r["apex/version"] for r in records if "apex/version" in r]
+    assert versions and max(versions) >= 1
+    assert np.isfinite(result["best_eval"])
+
+
+def test_text_actors_refuse_on_policy_settings(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "actors": 2, "algo": "scst"})
+    with pytest.raises(ValueError, match="actors"):
+        train_text(cfg, tmp_path, progress=False)
