@@ -133,3 +133,31 @@ def test_text_actors_refuse_on_policy_settings(tiny_data: Path, tmp_path: Path) 
     cfg = TextConfig(data=str(tiny_data), **{**TINY, "actors": 2, "algo": "scst"})
     with pytest.raises(ValueError, match="actors"):
         train_text(cfg, tmp_path, progress=False)
+
+
+def test_pong_frames_travel_unstacked_and_are_restacked(local_ray, tmp_path: Path) -> None:
+    """The Atari path with an actor: episodes arrive as single frames and the learner's
+    FrameReplay rebuilds the stacks (its add checks every stack against the stored frames)."""
+    pytest.importorskip("ale_py", reason="the atari extra is not installed")
+    from textrl.dqn.config import ZOO_ATARI
+
+    cfg = GymConfig(
+        **{
+            **ZOO_ATARI,
+            "total_steps": 900,
+            "learning_starts": 700,
+            "buffer_size": 3000,
+            "actors": 1,
+            "actor_steps": 300,
+            "eval_every": 0,
+            "eval_episodes": 1,
+            "eval_epsilon": 1.0,
+            "checkpoint_every": 0,
+        }
+    )
+    result = train_gym("ALE/Pong-v5", cfg, tmp_path, progress=False, tensorboard=False)
+    assert result["actor_episodes"] == [result["episodes"]] and result["episodes"] >= 1
+    replay = RunDir(tmp_path).load_latest().replay_state
+    assert replay["meta"]["kind"] == "FrameReplay"
+    # one 84x84 frame per step (rows, envs, H, W)
+    assert replay["arrays"]["obs"].shape == (result["env_steps"], 1, 84, 84)
