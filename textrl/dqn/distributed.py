@@ -88,7 +88,10 @@ class ActorPool:
                 **local,
             )
         remote = ray.remote(num_cpus=1, max_restarts=max_restarts, max_task_retries=0)(worker_cls)
-        self.handles = [remote.remote(*a) for a in args]
+        # Constructor arguments (documents, tokenizer) go into the object store once and stay
+        # referenced here, so that Ray can restart an actor with them at any time.
+        self.arg_refs = [[ray.put(x) for x in a] for a in args]
+        self.handles = [remote.remote(*refs) for refs in self.arg_refs]
         self.inflight: dict[Any, int] = {}
         self.weights: Any = None
         self.version = -1
