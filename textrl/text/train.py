@@ -277,7 +277,9 @@ class TextTrainer:
                 if state.env_steps >= cfg.learning_starts:
                     beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
                     t0 = time.perf_counter()
-                    for _ in range(cfg.gradient_steps):
+                    # gradient_steps per round of num_envs episodes (actors may deliver several)
+                    rounds = max(1, len(scores) // cfg.num_envs)
+                    for _ in range(cfg.gradient_steps * rounds):
                         stats = self.learner.dqn_update(beta)
                         learned += stats["transitions"]
                     t_learn += time.perf_counter() - t0
@@ -390,7 +392,8 @@ class TextTrainer:
         self.published_at = self.state.grad_steps
 
     def apex_act(self) -> tuple[int, list[float]]:
-        """Wait for the next actors' rounds; their episodes go into replay (as :meth:`act`)."""
+        """Wait for the next actors' rounds (any that have arrived, at least one); their
+        episodes go into replay (as :meth:`act`)."""
         state, steps, scores = self.state, 0, []
         while not steps:
             for i, res in self.pool.ready(timeout=1.0):
