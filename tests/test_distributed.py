@@ -129,10 +129,10 @@ def test_tiny_text_run_with_two_actors(local_ray, tiny_data: Path, tmp_path: Pat
     assert np.isfinite(result["best_eval"])
 
 
-def test_text_actors_refuse_on_policy_settings(tiny_data: Path, tmp_path: Path) -> None:
-    cfg = TextConfig(data=str(tiny_data), **{**TINY, "actors": 2, "algo": "scst"})
-    with pytest.raises(ValueError, match="actors"):
-        train_text(cfg, tmp_path, progress=False)
+def test_text_actors_refuse_on_policy_settings(tiny_data: Path) -> None:
+    for bad in ({"algo": "scst"}, {"relative_reward": True}, {"explore_temperature": 0.5}):
+        with pytest.raises(ValueError, match="TextConfig.actors"):
+            TextConfig(data=str(tiny_data), **{**TINY, "actors": 2, **bad})
 
 
 def test_pong_frames_travel_unstacked_and_are_restacked(local_ray, tmp_path: Path) -> None:
@@ -161,3 +161,19 @@ def test_pong_frames_travel_unstacked_and_are_restacked(local_ray, tmp_path: Pat
     assert replay["meta"]["kind"] == "FrameReplay"
     # one 84x84 frame per step (rows, envs, H, W)
     assert replay["arrays"]["obs"].shape == (result["env_steps"], 1, 84, 84)
+
+
+def test_device_settings_are_checked(tiny_data: Path) -> None:
+    import torch
+
+    from textrl.dqn.train_gym import resolve_device
+
+    assert resolve_device("cpu") == torch.device("cpu")
+    assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            resolve_device("cuda")
+    with pytest.raises(ValueError, match="device"):
+        GymConfig(device="tpu")
+    with pytest.raises(ValueError, match="text agent's learner runs on the CPU"):
+        TextConfig(data=str(tiny_data), **{**TINY, "device": "cuda"})

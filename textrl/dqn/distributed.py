@@ -106,7 +106,9 @@ class ActorPool:
         return self.version
 
     def submit(self, i: int, *args: Any) -> None:
-        ref = self.handles[i].collect.remote(self.weights, self.version, *args)
+        # The weights' ref travels inside a list, so Ray does not fetch and unpickle the weights
+        # for every call: the actor fetches them only when the version is new to it.
+        ref = self.handles[i].collect.remote([self.weights], self.version, *args)
         self.inflight[ref] = i
 
     def ready(self, timeout: float) -> list[tuple[int, dict[str, Any] | None]]:
@@ -159,16 +161,12 @@ class GymActorWorker:
         self.info: dict[str, Any] = {}
         self.episode: dict[str, list[Any]] = {}
 
-    def collect(
-        self, weights: dict[str, torch.Tensor], version: int, min_steps: int
-    ) -> dict[str, Any]:
+    def collect(self, weights: list[Any], version: int, min_steps: int) -> dict[str, Any]:
         """Act at least ``min_steps`` steps; return the episodes that ended meanwhile."""
         from textrl.dqn.policy import epsilon_greedy_one
 
         t0 = time.perf_counter()
-        if version != self.version:
-            self.net.load_state_dict(weights)
-            self.version = version
+        self.version = _load_newest(self.net, weights, version, self.version)
         episodes, env_seconds = [], 0.0
         for _ in range(min_steps):
             if self.obs is None:
@@ -260,12 +258,10 @@ class TextActorWorker:
         self.seeds: list[int] | None = [seed + i for i in range(cfg.num_envs)]
         self.version = -1
 
-    def collect(self, weights: dict[str, torch.Tensor], version: int) -> dict[str, Any]:
+    def collect(self, weights: list[Any], version: int) -> dict[str, Any]:
         """One episode per environment with the newest weights."""
         t0 = time.perf_counter()
-        if version != self.version:
-            self.net.load_state_dict(weights)
-            self.version = version
+        self.version = _load_newest(self.net, weights, version, self.version)
         rollout = self.actor.collect(self.net, self.epsilon, self.gen, self.seeds)
         self.seeds = None
         return {
@@ -277,6 +273,17 @@ class TextActorWorker:
             "seconds": time.perf_counter() - t0,
             "env_seconds": rollout.env_seconds,
         }
+
+
+def _load_newest(net: torch.nn.Module, weights: list[Any], version: int, mine: int) -> int:
+    """Load ``weights[0]`` (an object ref, or the weights themselves) into ``net`` when
+    ``version`` is not the one it has; returns the version it now has."""
+    if version != mine:
+        state = weights[0]
+        if not isinstance(state, dict):
+            state = import_ray().get(state)
+        net.load_state_dict(state)
+    return version
 
 
 def _mask(info: dict[str, Any]) -> np.ndarray | None:

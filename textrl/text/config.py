@@ -242,6 +242,21 @@ class TextConfig(DQNConfig):
         from textrl.scoring.reward import RewardSpec
 
         RewardSpec.parse(self.reward)  # a bad expression fails here, naming the term
+        check_field(
+            self,
+            "device",
+            self.device in ("auto", "cpu"),
+            "'auto' or 'cpu' (the text agent's learner runs on the CPU so far; auto means the "
+            "CPU here)",
+        )
+        check_field(
+            self,
+            "actors",
+            not self.actors
+            or (self.algo != "scst" and not self.relative_reward and not self.explore_temperature),
+            "0 with --algo scst, --relative-reward or --explore-temperature (they need "
+            "in-process acting; Ape-X actors act epsilon-greedily)",
+        )
         check_field(self, "holdout", 0.0 <= self.holdout < 0.5, "a number in [0, 0.5)")
         for name in (
             "max_new_tokens",

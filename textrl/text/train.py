@@ -111,16 +111,6 @@ class TextTrainer:
         self.last_indices: list[int] = []  # the documents of the last round of episodes
         self.eval_seconds = 0.0  # how long the last evaluation took
         self.actor_episodes: list[int] = []  # with --actors: episodes each actor delivered
-        if cfg.actors and (cfg.algo == "scst" or cfg.relative_reward or cfg.explore_temperature):
-            raise ValueError(
-                "actors: Ape-X actors act epsilon-greedily for --algo anchored or dqfd; "
-                "--algo scst, --relative-reward and --explore-temperature need in-process acting"
-            )
-        if resolve_text_device(cfg.device) != "cpu":
-            raise ValueError(
-                f"device: the text agent's learner runs on the CPU so far, got {cfg.device!r} "
-                "(the gym path's learner uses CUDA)"
-            )
 
     @property
     def state(self) -> TrainState:
@@ -454,11 +444,6 @@ class TextTrainer:
             meta={"metrics_lines": self.logger.lines},
             rng_extra={"envs": self.actor.rng_states()},
         )
-
-
-def resolve_text_device(device: str) -> str:
-    """The text learner's device: ``auto`` means the CPU (it is not ported to CUDA yet)."""
-    return "cpu" if device == "auto" else device
 
 
 def _minus_at_end(episode: Episode, baseline: float) -> Episode:
