@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from textrl.dqn.policy import epsilon_greedy_one, info_mask
+
 __all__ = ["ActorPool", "GymActorWorker", "TextActorWorker", "apex_epsilons", "import_ray"]
 
 
@@ -163,8 +165,6 @@ class GymActorWorker:
 
     def collect(self, weights: list[Any], version: int, min_steps: int) -> dict[str, Any]:
         """Act at least ``min_steps`` steps; return the episodes that ended meanwhile."""
-        from textrl.dqn.policy import epsilon_greedy_one
-
         t0 = time.perf_counter()
         self.version = _load_newest(self.net, weights, version, self.version)
         episodes, env_seconds = [], 0.0
@@ -172,7 +172,7 @@ class GymActorWorker:
             if self.obs is None:
                 self.obs, self.info = self.env.reset(seed=int(self.rng.integers(2**31)))
                 self.episode = {"obs": [self.obs], "actions": [], "rewards": [], "masks": []}
-                self.episode["masks"].append(_mask(self.info))
+                self.episode["masks"].append(info_mask(self.info))
             mask = self.episode["masks"][-1]
             mask_t = None if mask is None else torch.from_numpy(mask)
 
@@ -188,7 +188,7 @@ class GymActorWorker:
             ep["obs"].append(self.obs)
             ep["actions"].append(action)
             ep["rewards"].append(float(reward))
-            ep["masks"].append(_mask(self.info))
+            ep["masks"].append(info_mask(self.info))
             if terminated or truncated:
                 episodes.append(self._finish(bool(terminated), bool(truncated)))
                 self.obs = None
@@ -284,8 +284,3 @@ def _load_newest(net: torch.nn.Module, weights: list[Any], version: int, mine: i
             state = import_ray().get(state)
         net.load_state_dict(state)
     return version
-
-
-def _mask(info: dict[str, Any]) -> np.ndarray | None:
-    mask = info.get("action_mask")
-    return None if mask is None else np.asarray(mask, dtype=np.int8)

@@ -9,7 +9,9 @@ targets' max/argmax alike (:mod:`textrl.dqn.losses`).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -17,6 +19,7 @@ __all__ = [
     "epsilon_greedy",
     "epsilon_greedy_one",
     "greedy_actions",
+    "info_mask",
     "linear_schedule",
     "masked_q",
 ]
@@ -83,6 +86,12 @@ def epsilon_greedy_one(
     if eps > 0.0 and float(torch.rand((), generator=generator)) < eps:
         return int(masked_q(torch.rand(n_actions, generator=generator), mask_1d).argmax())
     return int(greedy_actions(q_of().reshape(n_actions), mask_1d))
+
+
+def info_mask(info: dict[str, Any]) -> np.ndarray | None:
+    """The action mask a Gymnasium env puts in ``info["action_mask"]``, as int8, or None."""
+    mask = info.get("action_mask")
+    return None if mask is None else np.asarray(mask, dtype=np.int8)
 
 
 def linear_schedule(start: float, end: float, fraction: float, progress: float) -> float:

@@ -45,6 +45,7 @@ from textrl.dqn.policy import (
     epsilon_greedy,
     epsilon_greedy_one,
     greedy_actions,
+    info_mask,
     linear_schedule,
 )
 from textrl.dqn.replay import TransitionReplay
@@ -249,7 +250,7 @@ class GymTrainer:
 
     def act(self, epsilon: float) -> None:
         """Epsilon-greedy inside the action mask; the transition goes into replay."""
-        mask = _mask(self.info)
+        mask = info_mask(self.info)
         mask_t = None if mask is None else torch.from_numpy(mask)
 
         def q_values() -> torch.Tensor:  # (1, A), computed only for a greedy step
@@ -266,7 +267,7 @@ class GymTrainer:
             terminated,
             truncated,
             mask=mask,
-            next_mask=_mask(self.info),
+            next_mask=info_mask(self.info),
         )
         state = self.core.state
         state.env_steps += 1
@@ -526,7 +527,7 @@ def evaluate_gym(
             total, length, done = 0.0, 0, False
             while not done:
                 q = model(_batch_of_one(obs).to(device)).cpu()
-                mask = _mask(info)
+                mask = info_mask(info)
                 mask_t = None if mask is None else torch.from_numpy(mask)[None]
                 action = (
                     epsilon_greedy(q, mask_t, epsilon, gen)
@@ -606,8 +607,3 @@ def _spaces(env: Any, env_id: str) -> tuple[tuple[int, ...], int]:
             "expected a Box (vectors are flattened, images get the Atari preprocessing)"
         )
     return tuple(int(s) for s in env.observation_space.shape), int(env.action_space.n)
-
-
-def _mask(info: dict[str, Any]) -> np.ndarray | None:
-    mask = info.get("action_mask")
-    return None if mask is None else np.asarray(mask, dtype=np.int8)
