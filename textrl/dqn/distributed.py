@@ -145,7 +145,13 @@ class GymActorWorker:
     """An Ape-X actor of the gym path: one env, a CPU Q-network, a fixed epsilon."""
 
     def __init__(
-        self, env_id: str, net_args: dict[str, Any], index: int, epsilon: float, seed: int
+        self,
+        env_id: str,
+        net_args: dict[str, Any],
+        index: int,
+        epsilon: float,
+        seed: int,
+        gamma: float = 0.99,
     ) -> None:
         from textrl.dqn.atari import make_gym_env
         from textrl.dqn.train_gym import build_q_network
@@ -154,7 +160,7 @@ class GymActorWorker:
         self.env = make_gym_env(env_id, train=True)
         self.net = build_q_network(**net_args).eval()
         self.n_actions = net_args["n_actions"]
-        self.gamma = net_args.get("gamma", 0.99)
+        self.gamma = gamma  # of the initial priorities' 1-step TD errors
         self.index, self.epsilon = index, epsilon
         self.rng = np.random.default_rng(seed)
         self.gen = torch.Generator().manual_seed(seed)

@@ -309,7 +309,8 @@ class GymTrainer:
         # New seeds on every (re)start: a resumed run's actors do not replay old episodes.
         base = cfg.seed * 1_000_003 + state.env_steps
         args = [
-            (self.env_id, net_args, i, epsilons[i], base + 7_919 * i) for i in range(cfg.actors)
+            (self.env_id, net_args, i, epsilons[i], base + 7_919 * i, cfg.gamma)
+            for i in range(cfg.actors)
         ]
         self.actor_episodes = [0] * cfg.actors
         lags: list[int] = []
