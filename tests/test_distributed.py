@@ -177,3 +177,18 @@ def test_device_settings_are_checked(tiny_data: Path) -> None:
         GymConfig(device="tpu")
     with pytest.raises(ValueError, match="text agent's learner runs on the CPU"):
         TextConfig(data=str(tiny_data), **{**TINY, "device": "cuda"})
+
+
+def test_without_actors_ray_is_never_imported(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from textrl.cli import main\n"
+        f"main(['train', '--env', 'CartPole-v1', '--out', {str(tmp_path)!r}, '--total-steps',"
+        " '300', '--learning-starts', '100', '--eval-episodes', '1', '--no-progress'])\n"
+        "assert 'ray' not in sys.modules, 'ray was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
