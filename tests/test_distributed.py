@@ -192,3 +192,18 @@ def test_without_actors_ray_is_never_imported(tmp_path: Path) -> None:
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_missing_ray_is_a_clear_error_before_anything_is_written(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    import sys
+
+    from textrl.cli import main
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray now raises ModuleNotFoundError
+    out = tmp_path / "run"
+    args = ["train", "--env", "CartPole-v1", "--actors", "2", "--out", str(out), "--no-progress"]
+    assert main(args) == 2
+    assert "pip install 'textrl-gym[distributed]'" in capsys.readouterr().err
+    assert not out.exists()

@@ -15,6 +15,8 @@ import argparse
 import importlib
 import sys
 
+from textrl.dqn.config import MissingExtra
+
 COMMAND_MODULES = ("textrl.cli.score", "textrl.cli.train", "textrl.cli.evaluate")
 
 
@@ -44,7 +46,15 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:  # (training handles Ctrl-C itself and checkpoints first)
         print(f"textrl {args.command}: interrupted", file=sys.stderr)
         return 130
-    except (ValueError, TypeError, FileNotFoundError, RuntimeError, FloatingPointError) as exc:
-        # Errors of input carry a message naming the field; show it without a traceback.
+    except (
+        ValueError,
+        TypeError,
+        FileNotFoundError,
+        RuntimeError,
+        FloatingPointError,
+        MissingExtra,
+    ) as exc:
+        # Errors of input (and a missing optional extra) carry a message naming the field or
+        # the extra to install; show it without a traceback.
         print(f"textrl {args.command}: error: {exc}", file=sys.stderr)
         return 2

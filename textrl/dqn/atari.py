@@ -30,6 +30,8 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
+from textrl.dqn.config import MissingExtra
+
 __all__ = [
     "EpisodicLife",
     "is_atari",
@@ -57,7 +59,7 @@ def register_atari() -> None:
     try:
         import ale_py
     except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError(
+        raise MissingExtra(
             "Atari envs need the atari extra: pip install 'textrl-gym[atari]' "
             "(ale-py and opencv-python-headless)"
         ) from exc

@@ -25,12 +25,17 @@ __all__ = [
     "GymConfig",
     "ZOO_ATARI",
     "ZOO_CARTPOLE",
+    "MissingExtra",
     "check_field",
     "option",
     "parse_net_arch",
     "preset_for",
     "unwrap_optional",
 ]
+
+
+class MissingExtra(ModuleNotFoundError):
+    """An optional dependency is missing; the message names the extra that installs it."""
 
 
 def option(default: Any, help: str) -> Any:

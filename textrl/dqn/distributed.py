@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from textrl.dqn.config import MissingExtra
 from textrl.dqn.policy import epsilon_greedy_one, info_mask
 
 __all__ = ["ActorPool", "GymActorWorker", "TextActorWorker", "apex_epsilons", "import_ray"]
@@ -49,9 +50,7 @@ def import_ray() -> Any:
     try:
         import ray
     except ModuleNotFoundError as exc:
-        raise ModuleNotFoundError(
-            "--actors needs Ray: pip install 'textrl-gym[distributed]'"
-        ) from exc
+        raise MissingExtra("--actors needs Ray: pip install 'textrl-gym[distributed]'") from exc
     return ray
 
 

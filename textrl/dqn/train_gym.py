@@ -116,6 +116,10 @@ class GymTrainer:
         resume: bool,
         tensorboard: bool = True,
     ) -> None:
+        if cfg.actors:  # a missing extra fails now, not after the run folder is made
+            from textrl.dqn.distributed import import_ray
+
+            import_ray()
         torch.set_num_threads(cfg.torch_threads)
         self.env_id, self.cfg = env_id, cfg
         self.env = make_gym_env(env_id, train=True)

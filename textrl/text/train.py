@@ -77,6 +77,10 @@ class TextTrainer:
     def __init__(self, cfg: TextConfig, run_dir: str | Path, resume: bool = False) -> None:
         self.t_start = time.perf_counter()
         self.cfg = cfg
+        if cfg.actors:  # a missing extra fails now, not after the warm start
+            from textrl.dqn.distributed import import_ray
+
+            import_ray()
         self.run_dir, checkpoint = open_run(run_dir, resume)  # refuses a used folder first
         encoder = apply_init_encoder(cfg)  # takes over the encoder's shape and tokenizer
         torch.manual_seed(cfg.seed)
