@@ -284,3 +284,48 @@ def test_pong_through_the_command_line(ale: None, tmp_path: Path, capsys) -> Non
     capsys.readouterr()
     assert main(["eval", str(out), "--episodes", "1"]) == 0
     assert "unclipped" in capsys.readouterr().out
+
+
+def test_pong_resumes_exactly_like_an_uninterrupted_run(ale: None, tmp_path: Path) -> None:
+    """Stopped at the first episode end and resumed, a Pong run ends with the same weights,
+    replay frames and counters as one never stopped (seeded resets, FrameReplay checkpoint)."""
+    from textrl.dqn.checkpoints import RunDir
+    from textrl.dqn.config import ZOO_ATARI
+
+    cfg = GymConfig(
+        **{
+            **ZOO_ATARI,
+            "total_steps": 1200,
+            "learning_starts": 1000,
+            "buffer_size": 2000,
+            "eval_every": 0,
+            "eval_episodes": 1,
+            "eval_epsilon": 1.0,  # one random game, seeded: cheap and still compared
+            "checkpoint_every": 0,
+            "torch_threads": 1,
+        }
+    )
+    full = train_gym("ALE/Pong-v5", cfg, tmp_path / "full", progress=False, tensorboard=False)
+
+    def stop_at_first_episode_end(info: dict) -> bool:
+        return not info["episode_done"]
+
+    part = train_gym(
+        "ALE/Pong-v5",
+        cfg,
+        tmp_path / "cut",
+        progress=False,
+        tensorboard=False,
+        callback=stop_at_first_episode_end,
+    )
+    assert part["stopped"] == "callback" and part["episodes"] == 1
+    resumed = train_gym(
+        "ALE/Pong-v5", cfg, tmp_path / "cut", resume=True, progress=False, tensorboard=False
+    )
+    assert (resumed["env_steps"], resumed["grad_steps"]) == (1200, full["grad_steps"])
+    assert resumed["eval_returns"] == full["eval_returns"]
+    a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
+    for key, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[key]), key
+    for key, value in a.replay_state["arrays"].items():
+        np.testing.assert_array_equal(value, b.replay_state["arrays"][key], err_msg=key)
