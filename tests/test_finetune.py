@@ -275,3 +275,32 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         (run / "config.json").write_text(json.dumps(saved))
         assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
         assert seen["cfg"].algo == ("dqfd" if drop else "anchored"), name
+
+
+def test_scst_with_several_samples_uses_the_other_samples_as_baseline(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """--scst-samples 3: three samples of the same documents; each advantage is the sample's
+    score minus the mean of the other two, so they sum to 0 per document."""
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(data=str(tiny_data), algo="scst", scst_samples=3, **{**TINY, "mle": False})
+    trainer = TextTrainer(cfg, tmp_path)
+    seen = []
+    update = trainer.learner.scst_update
+
+    def spy(episodes, advantages):
+        seen.append((episodes, advantages))
+        return update(episodes, advantages)
+
+    trainer.learner.scst_update = spy
+    steps, scores, stats = trainer.scst_round()
+    episodes, adv = seen[0]
+    k, e = 3, cfg.num_envs
+    assert len(episodes) == len(adv) == len(scores) == k * e
+    s, a = np.array(scores).reshape(k, e), np.array(adv).reshape(k, e)
+    np.testing.assert_allclose(a, s - (s.sum(0) - s) / 2, atol=1e-12)
+    np.testing.assert_allclose(a.sum(0), 0.0, atol=1e-9)
+    assert steps == sum(len(ep.actions) for ep in episodes) and "greedy_score" not in stats
+    for j in range(e):  # the K samples of a column are of one document
+        assert all(np.array_equal(episodes[j].source, episodes[i * e + j].source) for i in range(k))

@@ -125,6 +125,12 @@ class TextConfig(DQNConfig):
         "start, KL-regularised: see --anchor-eta), 'dqfd' (DQN with DQfD's demonstration losses) "
         "or 'scst' (self-critical policy gradient, Rennie et al. 2017: the baseline).",
     )
+    scst_samples: int = option(
+        1,
+        "--algo scst: summaries sampled per document. 1: the greedy decode is the baseline "
+        "(Rennie et al. 2017); K >= 2: each sample's baseline is the mean score of the other "
+        "K - 1 (Kool et al. 2019), so advantages are zero-mean per document.",
+    )
     anchor_eta: float = option(
         0.05,
         "--algo anchored: weight of KL(pi || warm start) per token, in reward units; the policy "
@@ -261,6 +267,7 @@ class TextConfig(DQNConfig):
         for name in (
             "max_new_tokens",
             "max_source_tokens",
+            "scst_samples",
             "d_model",
             "n_layers",
             "n_heads",

@@ -307,18 +307,34 @@ class TextTrainer:
         return [self.cfg.seed * 1000 + i for i in range(len(self.actor.envs))]
 
     def scst_round(self) -> tuple[int, list[float], dict[str, float]]:
-        """Self-critical sequence training (``algo="scst"``): one sampled episode per
-        environment from the policy ``softmax(Q / soft_tau)``, the greedy decode of the same
-        documents as baseline, one policy-gradient step on the score differences."""
-        learner, state = self.learner, self.state
-        sampled = self.collect(0.0, temperature=1.0)
-        greedy = self.greedy_scores_of(sampled.indices)
-        state.env_steps += sampled.steps
-        state.episodes += len(sampled.episodes)
-        advantages = [s - g for s, g in zip(sampled.scores, greedy)]
-        stats = learner.scst_update(sampled.episodes, advantages)
-        stats["greedy_score"] = float(np.mean(greedy))
-        return sampled.steps, sampled.scores, stats
+        """Self-critical sequence training (``algo="scst"``): ``scst_samples`` sampled episodes
+        per document from the policy ``softmax(Q / soft_tau)`` and one policy-gradient step on
+        their advantages: the score minus the greedy decode's on the same document (one
+        sample), or minus the mean of the document's other samples (several)."""
+        learner, state, k = self.learner, self.state, self.cfg.scst_samples
+        rollouts = [self.collect(0.0, temperature=1.0)]
+        indices = rollouts[0].indices
+        scale = 1 / self.cfg.soft_tau
+        with torch_threads(1):
+            for _ in range(k - 1):  # the same documents again
+                rollouts.append(
+                    self.actor.collect(learner.online, 0.0, learner.gen, None, indices, scale)
+                )
+        scores = np.array([r.scores for r in rollouts])  # (K, E)
+        stats_extra: dict[str, float] = {}
+        if k == 1:
+            greedy = np.array(self.greedy_scores_of(indices))
+            baseline = greedy[None, :]
+            stats_extra["greedy_score"] = float(greedy.mean())
+        else:
+            baseline = (scores.sum(0, keepdims=True) - scores) / (k - 1)
+        steps = sum(r.steps for r in rollouts)
+        episodes = [e for r in rollouts for e in r.episodes]
+        state.env_steps += steps
+        state.episodes += len(episodes)
+        stats = learner.scst_update(episodes, (scores - baseline).ravel().tolist())
+        stats.update(stats_extra)
+        return steps, scores.ravel().tolist(), stats
 
     def collect(self, eps: float, temperature: float = 0.0) -> Rollout:
         """One round of episodes (seeded the first time): epsilon-greedy, or with
