@@ -295,8 +295,10 @@ class GymTrainer:
 
         Whole episodes arrive with the actors' TD errors as priorities; the learner keeps the
         replay ratio of the in-process loop (``gradient_steps`` updates per ``train_freq`` env
-        steps after ``learning_starts``), never learning ahead of the data, and publishes its
-        weights every ``publish_every`` updates. Evaluation, logging and checkpoints as in
+        steps after ``learning_starts``): it never learns ahead of the data, and an actor whose
+        call returned gets its next one only when the learner has caught up (backpressure), so
+        at the end the run has made the updates its data is owed. Weights are published every
+        ``publish_every`` updates. Evaluation, logging and checkpoints as in
         :meth:`loop` (a checkpoint can be written at any time: the replay holds only whole
         episodes). ``callback(info)`` is called after each batch of arrived episodes."""
         from textrl.dqn.distributed import ActorPool, GymActorWorker, apex_epsilons, cpu_state
@@ -320,11 +322,12 @@ class GymTrainer:
         lags: list[int] = []
         act_seconds = env_seconds = 0.0
         pool = ActorPool(GymActorWorker, args, cfg.ray_address)
+        idle: list[int] = []  # actors waiting for the learner to catch up (backpressure)
         try:
             pool.publish(cpu_state(self.core.online))
             for i in range(len(pool)):
                 pool.submit(i, cfg.actor_steps)
-            while state.env_steps < cfg.total_steps:
+            while True:
                 if deadline is not None and time.perf_counter() > deadline:
                     return "minutes"
                 if self.stop.requested:
@@ -334,6 +337,12 @@ class GymTrainer:
                     allowed = (state.env_steps - cfg.learning_starts) // cfg.train_freq
                     allowed *= cfg.gradient_steps
                 can_learn = state.grad_steps < allowed
+                if not can_learn and state.env_steps >= cfg.total_steps:
+                    return "total_steps"  # (the updates the data is owed are done)
+                if not can_learn and state.env_steps < cfg.total_steps:
+                    for i in idle:  # the learner has caught up: more data
+                        pool.submit(i, cfg.actor_steps)
+                    idle.clear()
                 if can_learn:
                     progress_frac = state.env_steps / cfg.total_steps
                     beta = cfg.per_beta0 + (1.0 - cfg.per_beta0) * progress_frac
@@ -346,7 +355,7 @@ class GymTrainer:
                         pool.publish(cpu_state(self.core.online))
                 arrived = pool.ready(timeout=0.0 if can_learn else 1.0)
                 for i, res in arrived:
-                    pool.submit(i, cfg.actor_steps)  # the newest weights (a restarted actor too)
+                    idle.append(i)  # resubmitted (newest weights) once the learner caught up
                     if res is None:
                         continue  # the actor died mid-call; Ray restarted it
                     lags.append(pool.version - res["version"])
@@ -380,7 +389,6 @@ class GymTrainer:
                 if state.due("checkpoint", cfg.checkpoint_every):
                     self.save("periodic")
                     self.saved_at = state.env_steps
-            return "total_steps"
         except KeyboardInterrupt:
             return "interrupted"
         finally:
