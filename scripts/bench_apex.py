@@ -80,10 +80,9 @@ def text_rows(seconds: float) -> list[tuple[str, str]]:
         while time.perf_counter() - t0 < seconds:
             learned += learner.dqn_update(0.4)["transitions"]
         alone = learned / (time.perf_counter() - t0)
-    examples = list(env.examples)
     values = dataclasses.asdict(cfg)
     for n in (1, 2):
-        args = [(values, env.tokenizer, examples[i::n], i, EPS, 1000 + i) for i in range(n)]
+        args = [(values, env.tokenizer, i, n, EPS, 1000 + i) for i in range(n)]
         pool = ActorPool(TextActorWorker, args)
         pool.publish(cpu_state(learner.online))
         rate, share = pool_rate(pool, seconds)

@@ -91,6 +91,26 @@ def test_empty_rows_are_skipped_counted_and_warned(tmp_path: Path) -> None:
     assert loaded.skipped == {"empty_document": 1, "no_reference": 1, "empty_reference_dropped": 1}
 
 
+def test_shards_are_every_nth_row_and_cover_the_split(scitldr_dir, tmp_path: Path) -> None:
+    """An Ape-X actor's shard: every n-th row from row i, for a folder (datasets' own shard of
+    the Arrow table), the built-in corpus and a single file with a holdout carve."""
+    single = _rows_file(tmp_path / "all.jsonl", 23)
+    for data, split, kw in (
+        (str(scitldr_dir), "train", {}),
+        ("builtin", "train", {}),
+        (str(single), "train", {"holdout": 0.1}),
+    ):
+        whole = load_examples(data, split, **kw)
+        shards = [load_examples(data, split, shard=(i, 3), **kw) for i in range(3)]
+        for i, part in enumerate(shards):
+            assert part.documents == whole.documents[i::3]
+            assert f"shard {i} of 3" in part.source
+        assert sum(len(p) for p in shards) == len(whole)
+    for bad in ((3, 3), (-1, 2), (0, 0), [0, 2], (0.0, 2), (True, 2)):
+        with pytest.raises(ValueError, match="shard: expected"):
+            load_examples("builtin", "train", shard=bad)
+
+
 def test_hub_presets_map_columns(monkeypatch) -> None:
     calls = []
 

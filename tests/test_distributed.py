@@ -165,10 +165,10 @@ def test_pong_frames_travel_unstacked_and_are_restacked(local_ray, tmp_path: Pat
     assert replay["arrays"]["obs"].shape == (result["env_steps"], 1, 84, 84)
 
 
-def test_device_settings_are_checked(tiny_data: Path) -> None:
+def test_device_settings_are_checked(tiny_data: Path, tmp_path: Path) -> None:
     import torch
 
-    from textrl.dqn.train_gym import resolve_device
+    from textrl.dqn.core import resolve_device
 
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
@@ -177,8 +177,11 @@ def test_device_settings_are_checked(tiny_data: Path) -> None:
             resolve_device("cuda")
     with pytest.raises(ValueError, match="device"):
         GymConfig(device="tpu")
-    with pytest.raises(ValueError, match="text agent's learner runs on the CPU"):
-        TextConfig(data=str(tiny_data), **{**TINY, "device": "cuda"})
+    if not torch.cuda.is_available():  # refused before the run folder is made
+        cfg = TextConfig(data=str(tiny_data), **{**TINY, "device": "cuda"})
+        with pytest.raises(ValueError, match="no CUDA device"):
+            train_text(cfg, tmp_path / "run", progress=False)
+        assert not (tmp_path / "run").exists()
 
 
 def test_without_actors_ray_is_never_imported(tmp_path: Path) -> None:

@@ -304,3 +304,75 @@ def test_scst_with_several_samples_uses_the_other_samples_as_baseline(
     assert steps == sum(len(ep.actions) for ep in episodes) and "greedy_score" not in stats
     for j in range(e):  # the K samples of a column are of one document
         assert all(np.array_equal(episodes[j].source, episodes[i * e + j].source) for i in range(k))
+
+
+def test_self_imitation_keeps_samples_that_beat_greedy_and_raises_their_probability(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """Elites are the best sampled episode of a document when it beats the greedy decode's
+    score there; they stay out of the TD batch, and the self-imitation term raises their
+    log-probability."""
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(
+        data=str(tiny_data),
+        self_imitation=1.0,
+        sil_samples=3,
+        sil_temperature=2.0,  # diverse samples on a tiny untrained network
+        **{**TINY, "mle": False, "value_warmup_updates": 0, "lr": 1e-3},
+    )
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    learner = trainer.learner
+    for _ in range(3):
+        trainer.act(0.0)
+    replay = learner.replay
+    elites = [e for e in replay.episodes.values() if e.is_demo]
+    kept = trainer.sil_stats["sil/kept"]
+    assert 0 <= kept <= 1 and elites and not replay.demos_in_batch
+    # every new elite scores more than the greedy decode of its own document
+    indices = list(range(cfg.num_envs))
+    old = set(replay.episodes)
+    trainer.add_elites(indices)
+    greedy = learner.acting_network()
+    rollout = trainer.actor.collect(greedy, 0.0, learner.gen, None, indices)
+    new = [e for i, e in replay.episodes.items() if i not in old]
+    assert new and all(e.is_demo for e in new)
+    for e in new:
+        doc = next(i for i, g in enumerate(rollout.episodes) if np.array_equal(g.source, e.source))
+        assert float(e.rewards.sum()) > rollout.scores[doc]
+    elites = [e for e in replay.episodes.values() if e.is_demo]
+    net = learner.acting_network()
+    assert net is learner.online
+    b = learner.batch(elites[:4])
+
+    def log_pi() -> float:
+        with torch.no_grad():
+            q = learner.online(b.source, b.source_mask, b.tokens)[:, :-1]
+            lp = legal_log_softmax(q / cfg.soft_tau, b.legal[:, None, :])
+            return float(lp.gather(-1, b.actions[..., None]).squeeze(-1)[b.valid].mean())
+
+    before = log_pi()
+    stats = [learner.dqn_update(0.4) for _ in range(5)]
+    assert all(s["sil_loss"] > 0 for s in stats)
+    assert log_pi() > before
+    with pytest.raises(ValueError, match="TextConfig.self_imitation"):
+        TextConfig(data=str(tiny_data), self_imitation=1.0, algo="dqfd", **TINY)
+    with pytest.raises(ValueError, match="TextConfig.self_imitation"):
+        TextConfig(data=str(tiny_data), self_imitation=1.0, demos=True, **TINY)
+
+
+def test_a_learner_off_the_cpu_acts_with_a_fresh_cpu_copy(tiny_data: Path) -> None:
+    """With the learner on CUDA, acting and decoding use a CPU copy refreshed at every call
+    (checked here by pretending the learner's device is not the CPU)."""
+    _, _, learner, demos = _learner(tiny_data, algo="anchored", lr=1e-2, value_warmup_updates=0)
+    assert learner.acting_network() is learner.online  # on the CPU: the network itself
+    learner.device = torch.device("cuda")
+    twin = learner.acting_network()
+    assert twin is not learner.online and next(twin.parameters()).device.type == "cpu"
+    learner.device = torch.device("cpu")  # the update itself runs where the network is
+    learner.dqn_update(0.4)
+    learner.device = torch.device("cuda")
+    again = learner.acting_network()
+    assert again is twin
+    want, got = learner.online.state_dict(), again.state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in want.items())

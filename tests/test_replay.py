@@ -306,6 +306,27 @@ def test_episode_replay_state_dict_round_trip() -> None:
     assert clone.add([1], [1], [1], [1.0], True) == replay.next_id
 
 
+@pytest.mark.parametrize("prioritized", [True, False])
+def test_demos_kept_apart_are_drawn_only_by_sample_demos(prioritized: bool) -> None:
+    """demos_in_batch=False (self-imitation's elite store): demonstrations never enter the
+    TD batch, sample_demos draws only them, and a checkpoint keeps the setting."""
+    replay = EpisodeReplay(50, 9, prioritized, demos_in_batch=False)
+    with pytest.raises(ValueError, match="no demonstration"):
+        replay.sample_demos(1, np.random.default_rng(0))
+    agent = {_add(replay, 3) for _ in range(4)}
+    demos = {_add(replay, 3, demo=True) for _ in range(3)}
+    rng = np.random.default_rng(0)
+    assert set(replay.sample_episodes(500, rng).episode_ids.tolist()) == agent
+    drawn = replay.sample_demos(300, rng)
+    assert all(e.is_demo for e in drawn) and len({id(e) for e in drawn}) == 3
+    _add(replay, 3, demo=True)  # past demo_capacity=9: the oldest elite goes
+    assert replay.transitions[True] == 9 and min(demos) not in replay.episodes
+    clone = EpisodeReplay(1)
+    clone.load_state_dict(replay.state_dict())
+    assert not clone.demos_in_batch
+    assert set(clone.sample_episodes(200, rng).episode_ids.tolist()) == agent
+
+
 def test_truncate_pending_closes_an_open_episode_with_its_known_next_obs() -> None:
     replay = TransitionReplay(10, (1,), gamma=0.5, n_step=3)
     for t in range(3):

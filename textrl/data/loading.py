@@ -162,12 +162,17 @@ def load_examples(
     limit: int | None = None,
     trust_remote_code: bool = False,
     holdout: float = 0.0,
+    shard: tuple[int, int] | None = None,
 ) -> ExampleSet:
     """Load one split of summarisation data as an :class:`ExampleSet` (see the module docstring).
 
     ``limit`` keeps the first ``limit`` examples. ``holdout`` (single files only, in
-    ``[0, 0.5)``): the share of examples carved out for each of validation and test. Results are
-    cached per arguments in-process.
+    ``[0, 0.5)``): the share of examples carved out for each of validation and test.
+    ``shard=(i, n)``: only every n-th row from row i (an Ape-X actor's share of the training
+    split). Folders and hub datasets shard the Arrow table with ``datasets.Dataset.shard``
+    before any row becomes an :class:`Example`, so a large dataset is never converted whole; the
+    built-in corpus and a single file (whose holdout carve needs every row) are sliced after
+    loading. Results are cached per arguments in-process.
     """
     if not isinstance(data, str) or not data:
         raise ValueError(f"data: expected 'builtin', a path or a hub dataset name, got {data!r}")
@@ -179,8 +184,27 @@ def load_examples(
         or not (0.0 <= holdout < 0.5)
     ):
         raise ValueError(f"holdout: expected a number in [0, 0.5), got {holdout!r}")
+    if shard is not None:
+        ok = (
+            isinstance(shard, tuple)
+            and len(shard) == 2
+            and all(isinstance(v, int) and not isinstance(v, bool) for v in shard)
+            and 0 <= shard[0] < shard[1]
+        )
+        if not ok:
+            raise ValueError(
+                f"shard: expected (index, num_shards) integers with 0 <= index < num_shards, "
+                f"got {shard!r}"
+            )
     loaded = _load_cached(
-        data, split, document_column, summary_column, config, trust_remote_code, float(holdout)
+        data,
+        split,
+        document_column,
+        summary_column,
+        config,
+        trust_remote_code,
+        float(holdout),
+        shard,
     )
     if limit is not None and limit < len(loaded):
         return ExampleSet(
@@ -198,6 +222,7 @@ def _load_cached(
     config: str | None,
     trust_remote_code: bool,
     holdout: float = 0.0,
+    shard: tuple[int, int] | None = None,
 ) -> ExampleSet:
     path = Path(data).expanduser()
     single_file = data != BUILTIN and path.is_file()
@@ -206,16 +231,26 @@ def _load_cached(
             f"holdout: carves validation and test from a single data file, but {data!r} "
             "already has its splits; drop holdout"
         )
-    if single_file:
-        return _load_single_file(
-            path, split, document_column, summary_column, trust_remote_code, holdout
-        )
-    if data == BUILTIN:
-        from textrl.data.builtin_corpus import builtin_split
+    if single_file or data == BUILTIN:
+        if single_file:
+            whole = _load_single_file(
+                path, split, document_column, summary_column, trust_remote_code, holdout
+            )
+        else:
+            from textrl.data.builtin_corpus import builtin_split
 
-        name = canonical_split(split)
-        pairs = builtin_split(name)
-        return ExampleSet([Example(d, tuple(r)) for d, r in pairs], BUILTIN, name)
+            name = canonical_split(split)
+            pairs = builtin_split(name)
+            whole = ExampleSet([Example(d, tuple(r)) for d, r in pairs], BUILTIN, name)
+        if shard is None:
+            return whole
+        i, n = shard
+        return ExampleSet(
+            list(whole.examples[i::n]),
+            f"{whole.source} (shard {i} of {n})",
+            whole.split,
+            dict(whole.skipped),
+        )
     if path.exists():
         rows, columns, where = _read_local(path, split)
         preset = None
@@ -227,6 +262,9 @@ def _load_cached(
         preset = PRESETS.get(data.lower())
         rows, columns, where = _read_hub(data, split, config, preset, trust_remote_code)
     doc_col, sum_col = _resolve_columns(columns, document_column, summary_column, preset, where)
+    if shard is not None:
+        rows = rows.shard(num_shards=shard[1], index=shard[0], contiguous=False)
+        where = f"{where} (shard {shard[0]} of {shard[1]})"
     return _to_examples(rows, doc_col, sum_col, where, canonical_split(split))
 
 

@@ -132,8 +132,8 @@ class DQNConfig:
     )
     device: Literal["auto", "cpu", "cuda"] = option(
         "auto",
-        "Where the learner runs: cuda when available with auto (gym path; the text agent "
-        "runs on the CPU), or as named.",
+        "Where the learner runs: cuda when available with auto, or as named. Acting, decoding "
+        "and Ray actors stay on the CPU (the text agent acts with a CPU copy of the network).",
     )
     actors: int = option(
         0,

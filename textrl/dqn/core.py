@@ -43,6 +43,7 @@ __all__ = [
     "StopRequest",
     "TrainState",
     "polyak_update",
+    "resolve_device",
     "stop_on_ctrl_c",
     "torch_threads",
     "training_session",
@@ -171,7 +172,7 @@ class DQNCore:
     ) -> None:
         self.cfg = cfg
         self.online = online
-        self.target = copy.deepcopy(online).requires_grad_(False)
+        self.target = copy.deepcopy(online).requires_grad_(False).eval()  # no dropout in targets
         self.optimizers = dict(
             optimizers or {"optimizer": torch.optim.Adam(online.parameters(), lr=cfg.lr)}
         )
@@ -325,3 +326,12 @@ def training_session(run: RunDir, logger: MetricsLogger, state_of: Any) -> Itera
                 plot_curves(run.path)
             except Exception as exc:  # noqa: BLE001 - the run's files matter more than a plot
                 print(f"textrl train: could not plot curves: {exc}")
+
+
+def resolve_device(device: str) -> torch.device:
+    """``"auto"``: CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device: 'cuda' was asked for but torch sees no CUDA device")
+    return torch.device(device)

@@ -235,26 +235,38 @@ class GymActorWorker:
 
 
 class TextActorWorker:
-    """An Ape-X actor of the text agent: ``num_envs`` environments on its shard of the
-    training documents, acting in lock-step (one cached network step per token for all)."""
+    """An Ape-X actor of the text agent: ``num_envs`` environments on its own shard of the
+    training split, every ``num_shards``-th row from row ``index``, which it loads itself
+    (:func:`textrl.data.load_examples` with ``shard``: ``datasets`` sharding for folders and hub
+    datasets), acting in lock-step (one cached network step per token for all)."""
 
     def __init__(
         self,
         cfg_values: dict[str, Any],
         tokenizer: Any,
-        examples: Sequence[Any],
         index: int,
+        num_shards: int,
         epsilon: float,
         seed: int,
     ) -> None:
+        from textrl.data import load_examples
         from textrl.text.acting import LockstepActor
         from textrl.text.build import build_network, make_env
         from textrl.text.config import TextConfig
 
         torch.set_num_threads(1)
         cfg = TextConfig(**cfg_values)
+        examples = load_examples(
+            cfg.data,
+            cfg.split,
+            document_column=cfg.document_column,
+            summary_column=cfg.summary_column,
+            holdout=cfg.holdout,
+            shard=(index, num_shards),
+        )
+        self.num_examples = len(examples)
         envs = [
-            make_env(cfg, cfg.split, tokenizer, data=list(examples)) for _ in range(cfg.num_envs)
+            make_env(cfg, cfg.split, tokenizer, data=examples.examples) for _ in range(cfg.num_envs)
         ]
         self.actor = LockstepActor(envs)
         self.net = build_network(cfg, envs[0]).eval()

@@ -91,7 +91,9 @@ class EpisodeReplay:
     demonstrations go. An episode's priority is ``(max_t |TD_t| + eps + demo_bonus) ** alpha``
     (DQfD adds a demonstration bonus epsilon_d to the priority, Hester et al. 2018); a new episode
     gets the largest priority seen so far (Schaul et al. 2016). ``prioritized=False`` samples
-    episodes uniformly. Episodes get increasing integer ids.
+    episodes uniformly. Episodes get increasing integer ids. ``demos_in_batch=False`` keeps the
+    demonstrations out of :meth:`sample_episodes` (priority 0); :meth:`sample_demos` draws them
+    (the text agent's self-imitation keeps its elite episodes there).
     """
 
     def __init__(
@@ -102,6 +104,7 @@ class EpisodeReplay:
         alpha: float = 0.6,
         eps: float = 1e-6,
         demo_bonus: float = 1.0,
+        demos_in_batch: bool = True,
     ) -> None:
         if capacity < 1 or demo_capacity < 0:
             raise ValueError(
@@ -111,6 +114,7 @@ class EpisodeReplay:
         self.capacity, self.demo_capacity = int(capacity), int(demo_capacity)
         self.prioritized, self.alpha = prioritized, float(alpha)
         self.eps, self.demo_bonus = float(eps), float(demo_bonus)
+        self.demos_in_batch = bool(demos_in_batch)
         # Every episode has >= 1 step, so capacity + demo_capacity slots always suffice.
         self.tree = SumTree(self.capacity + self.demo_capacity)
         self.episodes: dict[int, Episode] = {}
@@ -135,6 +139,8 @@ class EpisodeReplay:
         return self.transitions[False] + self.transitions[True]
 
     def _priority(self, td: float, is_demo: bool) -> float:
+        if is_demo and not self.demos_in_batch:
+            return 0.0  # kept apart: drawn by sample_demos only
         if not self.prioritized:
             return 1.0
         return (td + (self.demo_bonus if is_demo else 0.0)) ** self.alpha
@@ -208,6 +214,13 @@ class EpisodeReplay:
         )
         return EpisodeBatch(ids, [self.episodes[int(i)] for i in ids], weights.astype(np.float32))
 
+    def sample_demos(self, n_episodes: int, rng: np.random.Generator) -> list[Episode]:
+        """Draw ``n_episodes`` demonstrations uniformly (with replacement)."""
+        ids = list(self._order[True])
+        if not ids:
+            raise ValueError("EpisodeReplay.sample_demos: no demonstration is stored")
+        return [self.episodes[ids[i]] for i in rng.integers(len(ids), size=n_episodes)]
+
     def update_priorities(
         self, episode_ids: Sequence[int] | np.ndarray, per_step_td_errors: Sequence[np.ndarray]
     ) -> None:
@@ -260,6 +273,7 @@ class EpisodeReplay:
             "alpha": self.alpha,
             "eps": self.eps,
             "demo_bonus": self.demo_bonus,
+            "demos_in_batch": self.demos_in_batch,
             "next_id": self.next_id,
             "max_td": self.max_td,
         }
@@ -275,6 +289,7 @@ class EpisodeReplay:
             meta["alpha"],
             meta["eps"],
             meta["demo_bonus"],
+            meta.get("demos_in_batch", True),  # checkpoints before it always had them in
         )
         split = {
             name: np.split(a[name], np.cumsum(a[name + "_len"])[:-1])

@@ -36,7 +36,7 @@ from textrl.dqn.atari import make_gym_env
 from textrl.dqn.checkpoints import RunDir, open_run, unpack_network_state
 from textrl.dqn.cnn import NatureCNNQNetwork
 from textrl.dqn.config import GymConfig
-from textrl.dqn.core import DQNCore, stop_on_ctrl_c, training_session
+from textrl.dqn.core import DQNCore, resolve_device, stop_on_ctrl_c, training_session
 from textrl.dqn.frame_replay import FrameReplay
 from textrl.dqn.losses import nstep_targets, td_loss
 from textrl.dqn.mlp import MLPQNetwork
@@ -587,15 +587,6 @@ def load_q_network(run_dir: str | Path) -> tuple[torch.nn.Module, str]:
     )
     net.load_state_dict(unpack_network_state(ckpt.model_state, "online"))
     return net, m["env_id"]
-
-
-def resolve_device(device: str) -> torch.device:
-    """``"auto"``: CUDA when available, else the CPU; ``"cuda"`` without CUDA is an error."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device: 'cuda' was asked for but torch sees no CUDA device")
-    return torch.device(device)
 
 
 def _batch_of_one(obs: Any) -> torch.Tensor:

@@ -9,7 +9,7 @@ bootstrap indices (:func:`~textrl.dqn.episode_replay.nstep_arrays`) out the same
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -52,8 +52,11 @@ def pad_sources(
     return torch.from_numpy(out).to(device), torch.from_numpy(mask).to(device)
 
 
-def episode_tensors(episodes: Sequence[Episode], pad_id: int, n_actions: int) -> EpisodeTensors:
-    """Pad ``episodes`` into one :class:`EpisodeTensors` (legal actions from ``allowed``)."""
+def episode_tensors(
+    episodes: Sequence[Episode], pad_id: int, n_actions: int, device: str | torch.device = "cpu"
+) -> EpisodeTensors:
+    """Pad ``episodes`` into one :class:`EpisodeTensors` (legal actions from ``allowed``), built
+    on the CPU and moved to ``device`` at the end."""
     source, source_mask = pad_sources([e.source for e in episodes], pad_id)
     tokens, lengths = stack_padded([e.tokens for e in episodes], pad_id, np.int64)
     actions, _ = stack_padded([e.actions for e in episodes], 0, np.int64)
@@ -66,7 +69,7 @@ def episode_tensors(episodes: Sequence[Episode], pad_id: int, n_actions: int) ->
     lengths_t = torch.from_numpy(lengths)
     valid = torch.arange(tokens.shape[1])[None, :] < lengths_t[:, None]  # (B, T)
     is_demo = torch.tensor([e.is_demo for e in episodes], dtype=torch.bool)
-    return EpisodeTensors(
+    out = EpisodeTensors(
         source,
         source_mask,
         torch.from_numpy(tokens),
@@ -76,10 +79,22 @@ def episode_tensors(episodes: Sequence[Episode], pad_id: int, n_actions: int) ->
         lengths_t,
         is_demo,
     )
+    return out if torch.device(device).type == "cpu" else _to(out, device)
 
 
-def nstep_tensors(episodes: Sequence[Episode], gamma: float, n: int, t_max: int) -> NStepTensors:
-    """Each episode's :func:`nstep_arrays` in rows of a ``(B, t_max)`` layout."""
+def _to(tensors: tuple, device: str | torch.device) -> Any:
+    """A NamedTuple of tensors with each moved to ``device``."""
+    return type(tensors)(*(t.to(device, non_blocking=True) for t in tensors))
+
+
+def nstep_tensors(
+    episodes: Sequence[Episode],
+    gamma: float,
+    n: int,
+    t_max: int,
+    device: str | torch.device = "cpu",
+) -> NStepTensors:
+    """Each episode's :func:`nstep_arrays` in rows of a ``(B, t_max)`` layout, on ``device``."""
     shape = (len(episodes), t_max)
     returns, discounts = torch.zeros(shape), torch.zeros(shape)
     bootstrap = torch.zeros(shape, dtype=torch.long)
@@ -88,4 +103,5 @@ def nstep_tensors(episodes: Sequence[Episode], gamma: float, n: int, t_max: int)
         returns[i, : len(r)] = torch.from_numpy(r)
         discounts[i, : len(d)] = torch.from_numpy(d)
         bootstrap[i, : len(b)] = torch.from_numpy(b)
-    return NStepTensors(returns, discounts, bootstrap)
+    out = NStepTensors(returns, discounts, bootstrap)
+    return out if torch.device(device).type == "cpu" else _to(out, device)

@@ -21,6 +21,9 @@ every transition of ``batch_size`` whole episodes.
   demonstration steps (Hester et al. 2018).
 - Both then take the step (value heads only during the value warm-up), the target update
   and new priorities, with a Huber loss and importance weights.
+- ``self_imitation > 0`` adds to each anchored update the policy's cross-entropy on elite
+  episodes (the trainer's best sampled episodes that beat the greedy decode, kept apart in the
+  replay's demonstration store): self-imitation (Oh et al. 2018) from best-of-K samples.
 - :meth:`TextLearner.scst_update` (``algo="scst"``): self-critical sequence training (Rennie
   et al. 2017), REINFORCE on sampled episodes with the greedy decode's score as baseline.
 """
@@ -39,7 +42,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from textrl.dqn.checkpoints import load_weights
-from textrl.dqn.core import DQNCore, torch_threads
+from textrl.dqn.core import DQNCore, resolve_device, torch_threads
 from textrl.dqn.episode_replay import Episode, EpisodeReplay, stack_padded
 from textrl.dqn.losses import (
     kl_anchored_q,
@@ -76,14 +79,18 @@ class TextLearner(DQNCore):
             load_encoder_weights(net, encoder)
         if cfg.init_weights:
             load_weights(net, cfg.init_weights, "init_weights")
+        self.device = resolve_device(cfg.device)
+        net.to(self.device)
         optimizers = {
             "optimizer": torch.optim.Adam(net.parameters(), lr=cfg.mle_lr if cfg.mle else cfg.lr)
         }
         if net.value is not None:  # the value warm-up trains V(s) alone
             optimizers["value_optimizer"] = torch.optim.Adam(net.value.parameters(), lr=cfg.mle_lr)
+        # With self-imitation the demonstration store holds the elite episodes, drawn apart.
         replay = EpisodeReplay(
             cfg.buffer_size,
-            demo_capacity=10_000_000,
+            demo_capacity=cfg.sil_capacity if cfg.self_imitation else 10_000_000,
+            demos_in_batch=not cfg.self_imitation,
             prioritized=cfg.prioritized,
             alpha=cfg.per_alpha,
             eps=cfg.per_eps,
@@ -92,12 +99,24 @@ class TextLearner(DQNCore):
         super().__init__(cfg, net, replay, optimizers, phase="mle" if cfg.mle else "dqn")
         self.cfg: TextConfig = cfg
         self.pad_id = env.pad_id
+        self._cpu_twin: QNetwork | None = None  # acting copy when the learner is on CUDA
         self.prior: QNetwork | None = None  # the frozen anchor of algo="anchored"
         if cfg.algo == "anchored" and not cfg.mle:
             self.set_prior()  # the network as built (or as --init-weights loaded it)
 
     def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
-        return episode_tensors(episodes, self.pad_id, self.online.n_actions)
+        return episode_tensors(episodes, self.pad_id, self.online.n_actions, self.device)
+
+    def acting_network(self) -> QNetwork:
+        """The network that acts and decodes: the online network itself on the CPU; with the
+        learner on CUDA, a CPU copy of it refreshed at each call (acting stays on the CPU, one
+        batched step for all environments, as Ape-X's actors; copying ~4 MB costs ~ms)."""
+        if self.device.type == "cpu":
+            return self.online
+        if self._cpu_twin is None:
+            self._cpu_twin = copy.deepcopy(self.online).to("cpu")
+        self._cpu_twin.load_state_dict(self.online.state_dict())
+        return self._cpu_twin
 
     # -- warm start ---------------------------------------------------------------------------
 
@@ -121,7 +140,8 @@ class TextLearner(DQNCore):
                     np.float32,
                 )
                 q_demo = q.gather(-1, b.actions[..., None]).squeeze(-1)  # (B, T)
-                value_loss = F.smooth_l1_loss(q_demo[b.valid], torch.from_numpy(togo)[b.valid])
+                togo_t = torch.from_numpy(togo).to(self.device)
+                value_loss = F.smooth_l1_loss(q_demo[b.valid], togo_t[b.valid])
                 loss = loss + cfg.mle_value_weight * value_loss
             self.apply_gradients(loss, "MLE loss")
             self.state.mle_updates += 1
@@ -158,7 +178,8 @@ class TextLearner(DQNCore):
                 targets = self._targets(sample.episodes, b, q_all.detach())  # (N,) valid steps
             q_steps = q_all[:, :-1]  # (B, T, A)
             q_sa = q_steps.gather(-1, b.actions[..., None]).squeeze(-1)[b.valid]  # (N,)
-            weights = torch.from_numpy(sample.weights)[:, None].expand_as(b.valid)[b.valid]
+            weights = torch.from_numpy(sample.weights).to(self.device)
+            weights = weights[:, None].expand_as(b.valid)[b.valid]
             loss_td, td = td_loss(q_sa, targets, weights, huber=cfg.huber)
             margin, anchor = self._demo_losses(q_steps, b)
             loss = loss_td
@@ -166,10 +187,14 @@ class TextLearner(DQNCore):
                 loss = loss + cfg.margin_weight * margin
             if anchor is not None:
                 loss = loss + cfg.demo_ce_weight * anchor
+            sil = self._self_imitation_loss()
+            if sil is not None:
+                loss = loss + cfg.self_imitation * sil
             self._step(loss)
             self.update_target()
-            per_step = torch.zeros(b.valid.shape)
-            per_step[b.valid] = td.abs()
+            per_step = torch.zeros(b.valid.shape, device=self.device)
+            per_step[b.valid] = td.detach().abs()
+            per_step = per_step.cpu()
             self.replay.update_priorities(
                 sample.episode_ids,
                 [per_step[i, :n].numpy() for i, n in enumerate(b.lengths.tolist())],
@@ -178,6 +203,7 @@ class TextLearner(DQNCore):
                 "loss": float(loss.detach()),
                 "td_loss": float(loss_td.detach()),
                 "margin_loss": float(0.0 if margin is None else margin.detach()),
+                "sil_loss": float(0.0 if sil is None else sil.detach()),
                 "q_mean": float(q_sa.detach().mean()),
                 "transitions": int(b.valid.sum()),
             }
@@ -209,7 +235,7 @@ class TextLearner(DQNCore):
             log_prior = legal_log_softmax(prior / cfg.soft_tau, legal)  # (B, T+1, A)
         q_all = self._anchored_q(q_soft, log_prior, legal)
         bsz, t_max = b.actions.shape
-        n = nstep_tensors(episodes, cfg.gamma, cfg.n_step, t_max)
+        n = nstep_tensors(episodes, cfg.gamma, cfg.n_step, t_max, self.device)
         returns, discounts = n.returns[b.valid], n.discounts[b.valid]
         if not bool((discounts != 0).any()):  # Monte Carlo: no target network pass needed
             return q_all, returns
@@ -217,7 +243,7 @@ class TextLearner(DQNCore):
             q_target = self._anchored_q(
                 self.target(b.source, b.source_mask, b.tokens), log_prior, legal
             )
-        rows = torch.arange(bsz)[:, None].expand(bsz, t_max)
+        rows = torch.arange(bsz, device=self.device)[:, None].expand(bsz, t_max)
         legal_next = b.legal[:, None, :].expand(bsz, t_max, -1)[b.valid]
         prior_next = log_prior[rows, n.bootstrap][b.valid]  # (N, A)
         target_next = q_target[rows, n.bootstrap][b.valid]
@@ -241,7 +267,7 @@ class TextLearner(DQNCore):
             q = self.online(b.source, b.source_mask, b.tokens)[:, :-1]  # (B, T, A)
             log_pi = legal_log_softmax(q / self.cfg.soft_tau, b.legal[:, None, :])
             taken = log_pi.gather(-1, b.actions[..., None]).squeeze(-1)  # (B, T)
-            adv = torch.tensor(advantages, dtype=torch.float32)
+            adv = torch.tensor(advantages, dtype=torch.float32, device=self.device)
             loss = policy_gradient_loss(taken, adv, b.valid)
             self.apply_gradients(loss, "SCST loss")
             self.state.grad_steps += 1
@@ -258,8 +284,8 @@ class TextLearner(DQNCore):
         legal actions; ``q_online`` (B, T+1, A) is the online network's (no gradient)."""
         bsz, t_max = b.actions.shape
         q_target = self.target(b.source, b.source_mask, b.tokens)  # (B, T+1, A)
-        n = nstep_tensors(episodes, self.cfg.gamma, self.cfg.n_step, t_max)
-        rows = torch.arange(bsz)[:, None].expand(bsz, t_max)
+        n = nstep_tensors(episodes, self.cfg.gamma, self.cfg.n_step, t_max, self.device)
+        rows = torch.arange(bsz, device=self.device)[:, None].expand(bsz, t_max)
         legal_next = b.legal[:, None, :].expand(bsz, t_max, -1)[b.valid]
         return nstep_targets(
             q_online[rows, n.bootstrap][b.valid],
@@ -287,6 +313,17 @@ class TextLearner(DQNCore):
             logits = masked_q(q_steps[demo] / cfg.soft_tau, legal)
             anchor = F.cross_entropy(logits, b.actions[demo])
         return margin, anchor
+
+    def _self_imitation_loss(self) -> Tensor | None:
+        """Cross-entropy of the policy (the soft head) on ``batch_size`` elite episodes drawn
+        uniformly (``None`` when self-imitation is off or no elite is stored yet)."""
+        cfg = self.cfg
+        if not cfg.self_imitation or not self.replay.transitions[True]:
+            return None
+        b = self.batch(self.replay.sample_demos(cfg.batch_size, self.rng))
+        q = self.online(b.source, b.source_mask, b.tokens)[:, :-1]  # (B, T, A)
+        log_pi = legal_log_softmax(q / cfg.soft_tau, b.legal[:, None, :])
+        return -log_pi.gather(-1, b.actions[..., None]).squeeze(-1)[b.valid].mean()
 
     def _step(self, loss: Tensor) -> None:
         """The optimizer step. During the value warm-up only V(s) learns, so that Q's level

@@ -36,7 +36,13 @@ import numpy as np
 import torch
 
 from textrl.dqn.checkpoints import load_weights, open_run, save_weights
-from textrl.dqn.core import TrainState, stop_on_ctrl_c, torch_threads, training_session
+from textrl.dqn.core import (
+    TrainState,
+    resolve_device,
+    stop_on_ctrl_c,
+    torch_threads,
+    training_session,
+)
 from textrl.dqn.episode_replay import Episode
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
 from textrl.dqn.policy import linear_schedule
@@ -77,6 +83,7 @@ class TextTrainer:
     def __init__(self, cfg: TextConfig, run_dir: str | Path, resume: bool = False) -> None:
         self.t_start = time.perf_counter()
         self.cfg = cfg
+        resolve_device(cfg.device)  # --device cuda without CUDA fails before anything is written
         if cfg.actors:  # a missing extra fails now, not after the warm start
             from textrl.dqn.distributed import import_ray
 
@@ -92,7 +99,7 @@ class TextTrainer:
         check_reward_signal(env)  # warns when every reward would be 0 (e.g. CJK without --cjk)
         self.eval_env = make_env(cfg, cfg.eval_split, tok)
         self.learner = TextLearner(cfg, env, encoder)
-        self.agent = TextAgent(self.learner.online, env)
+        self.agent = TextAgent(self.learner.acting_network(), env)
         if checkpoint is not None:
             self.learner.restore(checkpoint)
             self.actor.set_rng_states((checkpoint.rng_state or {}).get("envs", []))
@@ -114,6 +121,7 @@ class TextTrainer:
         self.warm_start_scores: dict[str, float] | None = None
         self.last_indices: list[int] = []  # the documents of the last round of episodes
         self.eval_seconds = 0.0  # how long the last evaluation took
+        self.sil_stats: dict[str, float] = {}  # the last round's self-imitation figures
         self.actor_episodes: list[int] = []  # with --actors: episodes each actor delivered
 
     @property
@@ -290,6 +298,7 @@ class TextTrainer:
                         "episode_score": float(np.mean(recent)),
                         "learned_per_s": learned / max(t_learn, 1e-9),
                         **self.apex_stats(),
+                        **self.sil_stats,
                     },
                 )
             if state.due("eval", cfg.eval_every):
@@ -315,11 +324,10 @@ class TextTrainer:
         rollouts = [self.collect(0.0, temperature=1.0)]
         indices = rollouts[0].indices
         scale = 1 / self.cfg.soft_tau
+        net = learner.acting_network()
         with torch_threads(1):
             for _ in range(k - 1):  # the same documents again
-                rollouts.append(
-                    self.actor.collect(learner.online, 0.0, learner.gen, None, indices, scale)
-                )
+                rollouts.append(self.actor.collect(net, 0.0, learner.gen, None, indices, scale))
         scores = np.array([r.scores for r in rollouts])  # (K, E)
         stats_extra: dict[str, float] = {}
         if k == 1:
@@ -342,14 +350,20 @@ class TextTrainer:
         scale = 1 / (self.cfg.soft_tau * temperature) if temperature > 0 else None
         with torch_threads(1):
             return self.actor.collect(
-                self.learner.online, eps, self.learner.gen, self.first_seeds(), None, scale
+                self.learner.acting_network(),
+                eps,
+                self.learner.gen,
+                self.first_seeds(),
+                None,
+                scale,
             )
 
     def greedy_scores_of(self, indices: list[int]) -> list[float]:
         """The training reward of the greedy decode of each training document in ``indices``
         (the baseline of SCST and of ``relative_reward``), through the environments."""
         with torch_threads(1):
-            rollout = self.actor.collect(self.learner.online, 0.0, self.learner.gen, None, indices)
+            net = self.learner.acting_network()
+            rollout = self.actor.collect(net, 0.0, self.learner.gen, None, indices)
         return rollout.scores
 
     def act(self, eps: float) -> tuple[int, list[float]]:
@@ -365,29 +379,56 @@ class TextTrainer:
             self.learner.replay.add_episode(episode)
         state.env_steps += rollout.steps
         state.episodes += len(rollout.episodes)
-        return rollout.steps, rollout.scores
+        steps = rollout.steps
+        if self.cfg.self_imitation:
+            steps += self.add_elites(rollout.indices)
+        return steps, rollout.scores
+
+    def add_elites(self, indices: list[int]) -> int:
+        """Self-imitation: sample ``sil_samples`` episodes of each document in ``indices`` at
+        ``sil_temperature``; the best of each document goes to the elite store when it beats the
+        greedy decode's score there. Returns the environment steps taken."""
+        cfg, state, learner = self.cfg, self.state, self.learner
+        greedy = np.array(self.greedy_scores_of(indices))
+        scale = 1 / (cfg.soft_tau * cfg.sil_temperature)
+        net = learner.acting_network()
+        with torch_threads(1):
+            rollouts = [
+                self.actor.collect(net, 0.0, learner.gen, None, indices, scale)
+                for _ in range(cfg.sil_samples)
+            ]
+        scores = np.array([r.scores for r in rollouts])  # (K, E)
+        best = scores.argmax(0)
+        kept = scores[best, np.arange(len(indices))] > greedy + 1e-9
+        for i in np.flatnonzero(kept):
+            learner.replay.add_episode(rollouts[best[i]].episodes[i]._replace(is_demo=True))
+        steps = sum(r.steps for r in rollouts)
+        state.env_steps += steps
+        state.episodes += sum(len(r.episodes) for r in rollouts)
+        self.sil_stats = {
+            "sil/greedy_score": float(greedy.mean()),
+            "sil/best_score": float(scores.max(0).mean()),
+            "sil/kept": float(kept.mean()),
+        }
+        return steps
 
     # -- Ape-X actors (--actors N) ---------------------------------------------------------------
 
     def start_actors(self) -> None:
-        """Start ``cfg.actors`` Ray actors, each on its own shard of the training documents
-        (every N-th one, shipped once), with Ape-X's per-actor epsilon; publish the weights."""
+        """Start ``cfg.actors`` Ray actors, each loading its own shard of the training split
+        (every N-th document), with Ape-X's per-actor epsilon; publish the weights."""
         from textrl.dqn.distributed import ActorPool, TextActorWorker, apex_epsilons
 
         cfg, n = self.cfg, self.cfg.actors
         env = self.actor.envs[0]
-        examples = list(env.examples)
-        if len(examples) < n:
+        if len(env.examples) < n:
             raise ValueError(
-                f"actors: {n} actors need at least {n} training documents, got {len(examples)}"
+                f"actors: {n} actors need at least {n} training documents, got {len(env.examples)}"
             )
         epsilons = apex_epsilons(n, cfg.apex_eps, cfg.apex_alpha)
         values = dataclasses.asdict(cfg)
         base = cfg.seed * 1_000_003 + self.state.env_steps  # new seeds on every (re)start
-        args = [
-            (values, env.tokenizer, examples[i::n], i, epsilons[i], base + 7_919 * i)
-            for i in range(n)
-        ]
+        args = [(values, env.tokenizer, i, n, epsilons[i], base + 7_919 * i) for i in range(n)]
         self.pool = ActorPool(TextActorWorker, args, cfg.ray_address)
         self.actor_episodes, self.lags = [0] * n, []
         self.act_seconds = self.env_seconds = 0.0
@@ -440,6 +481,7 @@ class TextTrainer:
 
     def scores(self) -> dict[str, float]:
         t0 = time.perf_counter()
+        self.agent.net = self.learner.acting_network()  # a CPU copy when learning on CUDA
         out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
         self.eval_seconds = time.perf_counter() - t0
         return out
