@@ -376,3 +376,14 @@ def test_a_learner_off_the_cpu_acts_with_a_fresh_cpu_copy(tiny_data: Path) -> No
     assert again is twin
     want, got = learner.online.state_dict(), again.state_dict()
     assert all(torch.equal(v, got[k]) for k, v in want.items())
+
+
+def test_dropout_is_for_fine_tuning_only(tiny_data: Path) -> None:
+    cfg = TextConfig(data=str(tiny_data), dropout=0.2, **TINY)
+    torch.manual_seed(cfg.seed)
+    learner = TextLearner(cfg, make_env(cfg, "train"))
+    rates = lambda: {m.p for m in learner.online.modules() if isinstance(m, torch.nn.Dropout)}  # noqa: E731
+    assert rates() == {0.0}  # the warm start imitates without it
+    learner.end_warm_start()
+    assert rates() == {0.2}
+    assert not learner.target.training and not learner.prior.training  # no dropout in targets

@@ -66,7 +66,6 @@ def build_network(cfg: TextConfig, env: SummarizeEnv) -> QNetwork:
             post_ln=cfg.post_ln,
             ln_eps=cfg.ln_eps,
             activation=cfg.activation,
-            dropout=cfg.dropout,
         )
     )
 

@@ -103,6 +103,8 @@ class TextLearner(DQNCore):
         self.prior: QNetwork | None = None  # the frozen anchor of algo="anchored"
         if cfg.algo == "anchored" and not cfg.mle:
             self.set_prior()  # the network as built (or as --init-weights loaded it)
+        if not cfg.mle:
+            self.set_dropout(cfg.dropout)
 
     def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
         return episode_tensors(episodes, self.pad_id, self.online.n_actions, self.device)
@@ -153,8 +155,16 @@ class TextLearner(DQNCore):
         self.sync_target()
         if self.cfg.algo == "anchored":
             self.set_prior()
+        self.set_dropout(self.cfg.dropout)
         self.set_lr(self.cfg.lr)
         self.state.phase = "dqn"
+
+    def set_dropout(self, p: float) -> None:
+        """Residual dropout ``p`` in the online network's training passes (fine-tuning only;
+        the target and the prior run in eval mode, acting and decoding switch to it)."""
+        for module in self.online.modules():
+            if isinstance(module, torch.nn.Dropout):
+                module.p = float(p)
 
     # -- DQN ----------------------------------------------------------------------------------
 

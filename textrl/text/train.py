@@ -105,6 +105,8 @@ class TextTrainer:
             self.actor.set_rng_states((checkpoint.rng_state or {}).get("envs", []))
             if cfg.algo == "anchored" and cfg.mle and self.state.phase == "dqn":
                 self.learner.set_prior(self.mle_path)  # the warm start DQN began from
+            if self.state.phase == "dqn":
+                self.learner.set_dropout(cfg.dropout)
         self.run_dir.save_config({"kind": "text", **dataclasses.asdict(cfg)})
         tok.save(self.run_dir.path / "tokenizer")  # eval/generate need no cache or data
         self.demos = []
