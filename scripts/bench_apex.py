@@ -62,7 +62,14 @@ def pool_rate(pool: ActorPool, seconds: float, *args: object) -> tuple[float, fl
 
 
 def text_rows(seconds: float) -> list[tuple[str, str]]:
-    cfg = TextConfig(mle=False, demos=False, value_warmup_updates=0, eps_start=EPS, eps_end=EPS)
+    cfg = TextConfig(
+        mle=False,
+        demos=False,
+        self_imitation=0.0,  # epsilon-greedy acting only, as the actors do
+        value_warmup_updates=0,
+        eps_start=EPS,
+        eps_end=EPS,
+    )
     job = TextTrainer(cfg, tempfile.mkdtemp(prefix="textrl-bench-apex-"))
     env, learner = job.actor.envs[0], job.learner
     rows = []

@@ -116,6 +116,7 @@ def test_decoding_equals_the_warm_start_when_the_residual_is_zero(tiny_data: Pat
     cfg, env, learner, demos = _learner(tiny_data, algo="anchored")
     b = learner.batch(demos[:6])
     legal = b.legal[:, None, :]
+    learner.online.eval()  # as decoding runs it (no fine-tuning dropout)
     with torch.no_grad():
         prior = learner.prior(b.source, b.source_mask, b.tokens)
         log_prior = legal_log_softmax(prior / cfg.soft_tau, legal)
