@@ -79,11 +79,12 @@ def episode_tensors(
         lengths_t,
         is_demo,
     )
-    return out if torch.device(device).type == "cpu" else _to(out, device)
+    return _to(out, device)
 
 
 def _to(tensors: tuple, device: str | torch.device) -> Any:
-    """A NamedTuple of tensors with each moved to ``device``."""
+    """A NamedTuple of tensors with each moved to ``device`` (the same tensors when already
+    there: ``Tensor.to`` does not copy then)."""
     return type(tensors)(*(t.to(device, non_blocking=True) for t in tensors))
 
 
@@ -103,5 +104,4 @@ def nstep_tensors(
         returns[i, : len(r)] = torch.from_numpy(r)
         discounts[i, : len(d)] = torch.from_numpy(d)
         bootstrap[i, : len(b)] = torch.from_numpy(b)
-    out = NStepTensors(returns, discounts, bootstrap)
-    return out if torch.device(device).type == "cpu" else _to(out, device)
+    return _to(NStepTensors(returns, discounts, bootstrap), device)
