@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -101,6 +102,9 @@ def test_policy_gradient_sign_on_a_toy_reward() -> None:
 
 
 def _learner(tiny_data: Path, **overrides):
+    """A learner whose replay holds the demonstrations for the TD batch (self-imitation, the
+    anchored default, would keep them apart: off unless asked for)."""
+    overrides = {"self_imitation": 0.0, **overrides}
     cfg = TextConfig(data=str(tiny_data), **{**TINY, "mle": False, **overrides})
     torch.manual_seed(cfg.seed)
     env = make_env(cfg, "train")
@@ -190,14 +194,21 @@ def test_scst_update_raises_the_better_sample(tiny_data: Path) -> None:
     assert float(after[0] - before[0]) > 0 > float(after[1] - before[1])
 
 
-@pytest.mark.parametrize("algo", ["anchored", "scst"])
+@pytest.mark.parametrize(
+    ("algo", "extra"),
+    [("anchored", {}), ("anchored", {"self_imitation": 0.0}), ("scst", {})],
+    ids=["anchored", "anchored-no-self-imitation", "scst"],
+)
 def test_fine_tuning_stopped_and_resumed_learns_what_an_uninterrupted_run_does(
-    tiny_data: Path, tmp_path: Path, algo: str
+    tiny_data: Path, tmp_path: Path, algo: str, extra: dict
 ) -> None:
-    cfg = TextConfig(data=str(tiny_data), algo=algo, **{**TINY, "total_steps": 200})
+    cfg = TextConfig(data=str(tiny_data), algo=algo, **{**TINY, "total_steps": 200, **extra})
+    if cfg.self_imitation:  # a round acts 1 + 1 + sil_samples passes: make room for 2+ rounds
+        cfg = dataclasses.replace(cfg, total_steps=1000)
     full = train_text(cfg, tmp_path / "full", progress=False)
+    half = cfg.total_steps // 2
     cut = train_text(
-        cfg, tmp_path / "cut", progress=False, callback=lambda s: s.env_steps < 100 or False
+        cfg, tmp_path / "cut", progress=False, callback=lambda s: s.env_steps < half or False
     )
     assert cut["stopped"] == "callback"
     resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
@@ -216,7 +227,9 @@ def test_relative_reward_stores_returns_relative_to_the_greedy_decode(
     with exploration each return is its score minus the greedy score of its document."""
     from textrl.text.train import TextTrainer
 
-    cfg = TextConfig(data=str(tiny_data), relative_reward=True, **{**TINY, "mle": False})
+    cfg = TextConfig(
+        data=str(tiny_data), relative_reward=True, self_imitation=0.0, **{**TINY, "mle": False}
+    )
     trainer = TextTrainer(cfg, tmp_path / "run")
     trainer.act(0.0)
     stored = list(trainer.learner.replay.episodes.values())
@@ -254,7 +267,6 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
     tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Changing the default must not change how an old run continues."""
-    import dataclasses
     import json
 
     import textrl.text.train
@@ -271,11 +283,13 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         run = tmp_path / name
         run.mkdir()
         saved = {"kind": "text", **dataclasses.asdict(TextConfig(data=str(tiny_data)))}
-        if drop:
-            del saved["algo"]
+        if drop:  # written before --algo (and so before --self-imitation and --dropout)
+            for key in ("algo", "self_imitation", "dropout"):
+                del saved[key]
         (run / "config.json").write_text(json.dumps(saved))
         assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
         assert seen["cfg"].algo == ("dqfd" if drop else "anchored"), name
+        assert seen["cfg"].self_imitation == (0.0 if drop else 1.0), name
 
 
 def test_scst_with_several_samples_uses_the_other_samples_as_baseline(
@@ -360,6 +374,72 @@ def test_self_imitation_keeps_samples_that_beat_greedy_and_raises_their_probabil
         TextConfig(data=str(tiny_data), self_imitation=1.0, algo="dqfd", **TINY)
     with pytest.raises(ValueError, match="TextConfig.self_imitation"):
         TextConfig(data=str(tiny_data), self_imitation=1.0, demos=True, **TINY)
+
+
+def test_td_weight_zero_leaves_self_imitation_alone(tiny_data: Path, tmp_path: Path) -> None:
+    """The ablation --td-weight 0: an update's loss is the self-imitation term alone (and the
+    setting needs self-imitation, else nothing would be learned)."""
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(
+        data=str(tiny_data),
+        td_weight=0.0,
+        sil_temperature=2.0,
+        **{**TINY, "mle": False, "value_warmup_updates": 0},
+    )
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    for _ in range(3):
+        trainer.act(0.05)
+    stats = [trainer.learner.dqn_update(0.4) for _ in range(3)]
+    assert all(s["td_loss"] > 0 < s["sil_loss"] == pytest.approx(s["loss"]) for s in stats)
+    with pytest.raises(ValueError, match="TextConfig.td_weight"):
+        TextConfig(data=str(tiny_data), td_weight=0.0, self_imitation=0.0, **TINY)
+
+
+def test_self_imitation_length_slack_keeps_elites_no_longer_than_greedy_plus_slack(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With ``sil_length_slack=s`` an elite beats its document's greedy score and is at most
+    ``s`` tokens longer than that greedy decode; with -1 (no limit) longer ones are kept. The
+    untrained network's greedy decodes all run to the length limit, so the test reports them
+    as 5 tokens long (scores unchanged) to give the limit something to cut."""
+    from textrl.text.train import TextTrainer
+
+    short = 5
+    longest = {}
+    for slack in (-1, 0, 2):
+        cfg = TextConfig(
+            data=str(tiny_data),
+            self_imitation=1.0,
+            sil_samples=4,
+            sil_temperature=2.0,
+            sil_length_slack=slack,
+            **{**TINY, "mle": False, "value_warmup_updates": 0},
+        )
+        trainer = TextTrainer(cfg, tmp_path / f"run{slack}")
+        real = trainer.greedy_rollout
+
+        def short_greedy(indices, real=real):
+            r = real(indices)
+            return r._replace(episodes=[e._replace(actions=e.actions[:short]) for e in r.episodes])
+
+        monkeypatch.setattr(trainer, "greedy_rollout", short_greedy)
+        replay, indices = trainer.learner.replay, list(range(cfg.num_envs))
+        greedy = short_greedy(indices)
+        new = []
+        for _ in range(6):  # no update in between: the greedy decodes stay the same
+            old = set(replay.episodes)
+            trainer.add_elites(indices)
+            new += [e for i, e in replay.episodes.items() if i not in old]
+        for e in new:
+            doc = next(
+                i for i, g in enumerate(greedy.episodes) if np.array_equal(g.source, e.source)
+            )
+            assert float(e.rewards.sum()) > greedy.scores[doc]
+        longest[slack] = max((len(e.actions) for e in new), default=0)
+    assert longest[-1] > short + 2 and longest[0] <= short and longest[2] <= short + 2
+    with pytest.raises(ValueError, match="TextConfig.sil_length_slack"):
+        TextConfig(data=str(tiny_data), sil_length_slack=-2, **TINY)
 
 
 def test_a_learner_off_the_cpu_acts_with_a_fresh_cpu_copy(tiny_data: Path) -> None:

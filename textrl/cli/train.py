@@ -125,6 +125,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             # A run written before --algo existed fine-tunes as it did then, not by the new
             # default.
             saved = {**saved, "algo": "dqfd"}
+        if saved is not None:
+            # Nor does one written before self-imitation and fine-tuning dropout were defaults.
+            saved = {"self_imitation": 0.0, "dropout": 0.0, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         print(f"textrl train: {cfg.data} -> {out}")

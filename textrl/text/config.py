@@ -77,12 +77,12 @@ class TextConfig(DQNConfig):
     n_layers: int = option(2, "Transformer layers.")
     n_heads: int = option(4, "Attention heads.")
     d_ff: int = option(512, "Feed-forward width.")
-    dropout: float = option(
-        0.0,
+    dropout: float | None = option(
+        None,
         "Residual dropout of the transformer layers in the fine-tuning phase's training passes "
         "(not in the warm start; acting, decoding and the frozen anchor run without it). "
-        "SciTLDR probes: self-imitation without it raised the training documents' score but not "
-        "dev's; with 0.1 dev rose too.",
+        "Default: 0.1 with self-imitation, else 0 (SciTLDR probes: self-imitation without it "
+        "raised the training documents' score but not dev's; with 0.1 dev rose too).",
     )
     post_ln: bool = option(False, "Post-LayerNorm (BERT) layers; set by --init-encoder.")
     ln_eps: float = option(1e-5, "LayerNorm epsilon; set by --init-encoder.")
@@ -160,19 +160,26 @@ class TextConfig(DQNConfig):
         "each episode's last reward (SCST's baseline as reward shaping: returns become 'better "
         "or worse than greedy'); costs one greedy pass per round of episodes.",
     )
-    self_imitation: float = option(
-        0.0,
+    self_imitation: float | None = option(
+        None,
         "--algo anchored: weight of self-imitation, a cross-entropy of the policy on elite "
         "episodes added to every DQN update (0: off). Each round, --sil-samples episodes per "
         "document are sampled at --sil-temperature; the best one is kept when it beats the "
         "greedy decode's score on that document (Oh et al. 2018's self-imitation; best-of-K as "
-        "in expert iteration). Costs sil_samples + 1 more acting passes per round.",
+        "in expert iteration). Costs sil_samples + 1 more acting passes per round. Default: 1 "
+        "with --algo anchored (without --demos and --actors), else 0.",
     )
     sil_samples: int = option(4, "--self-imitation: episodes sampled per document and round.")
     sil_temperature: float = option(
         0.5,
         "--self-imitation: sampling temperature of the candidates (SciTLDR warm start, 96 train "
         "documents: the best of 4 at 0.3-0.5 beat greedy on 54-69% of them, at 1.0 on 33%).",
+    )
+    sil_length_slack: int = option(
+        -1,
+        "--self-imitation: a candidate may be at most this many tokens longer than the greedy "
+        "decode of its document to become an elite (-1: no limit). Keeps best-of-K, which "
+        "favours longer samples under ROUGE F1, from lengthening the policy.",
     )
     sil_capacity: int = option(
         20_000,
@@ -198,6 +205,11 @@ class TextConfig(DQNConfig):
     margin_weight: float = option(
         1.0,
         "Weight of the large-margin loss on demonstration steps (0 disables it).",
+    )
+    td_weight: float = option(
+        1.0,
+        "Weight of the TD loss in fine-tuning updates; 0 (with --self-imitation) leaves "
+        "self-imitation alone, an ablation: best-of-K expert iteration without Q-learning.",
     )
     num_envs: int = option(
         16,
@@ -232,7 +244,12 @@ class TextConfig(DQNConfig):
         0,
         "Environment steps before the first DQN update (demonstrations fill replay at once).",
     )
-    gradient_steps: int = option(1, "Gradient steps after each round of --num-envs episodes.")
+    gradient_steps: int | None = option(
+        None,
+        "Gradient steps after each round of --num-envs episodes. Default: 4 with "
+        "self-imitation (its elites are most of what is learned), else 1 (without it, 4 "
+        "moved the anchored policy down sooner on SciTLDR).",
+    )
     target_update: Literal["hard", "polyak"] = option(
         "polyak",
         "Target network update: 'polyak' (with --tau) or 'hard' (every --target-update-interval).",
@@ -253,9 +270,11 @@ class TextConfig(DQNConfig):
     )
     eps_end: float = option(0.01, "Final epsilon.")
     eps_fraction: float = option(0.5, "Fraction of --total-steps over which epsilon decays.")
-    eval_every: int = option(
-        10_000,
-        "Greedy evaluation on --eval-split every this many environment steps.",
+    eval_every: int | None = option(
+        None,
+        "Greedy evaluation on --eval-split every this many environment steps. Default: 30000 "
+        "with self-imitation (whose candidates are environment steps too: ~6 per explored "
+        "token), else 10000.",
     )
     checkpoint_every: int = option(30_000, "Checkpoint every this many environment steps.")
     log_every: int = option(5_000, "Log training scalars every this many environment steps.")
@@ -267,9 +286,21 @@ class TextConfig(DQNConfig):
     )
 
     def __post_init__(self) -> None:
-        super().__post_init__()
+        # Defaults that depend on the algorithm are resolved first (the checks see the values
+        # used, and config.json records them).
         if self.demos is None:
             self.demos = self.algo == "dqfd"
+        if self.self_imitation is None:
+            anchored = self.algo == "anchored" and not self.demos and not self.actors
+            self.self_imitation = 1.0 if anchored else 0.0
+        sil = bool(self.self_imitation)
+        if self.gradient_steps is None:
+            self.gradient_steps = 4 if sil else 1
+        if self.dropout is None:
+            self.dropout = 0.1 if sil else 0.0
+        if self.eval_every is None:
+            self.eval_every = 30_000 if sil else 10_000
+        super().__post_init__()
         from textrl.scoring.reward import RewardSpec
 
         RewardSpec.parse(self.reward)  # a bad expression fails here, naming the term
@@ -289,7 +320,14 @@ class TextConfig(DQNConfig):
             "0 unless --algo anchored without --demos and without --actors (the elite episodes "
             "are the only demonstrations, made by in-process acting)",
         )
+        check_field(
+            self,
+            "td_weight",
+            self.td_weight > 0 or bool(self.self_imitation),
+            "a positive number unless --self-imitation is on (else nothing would be learned)",
+        )
         check_field(self, "sil_temperature", self.sil_temperature > 0, "a positive number")
+        check_field(self, "sil_length_slack", self.sil_length_slack >= -1, "an integer >= -1")
         check_field(self, "dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
         check_field(self, "holdout", 0.0 <= self.holdout < 0.5, "a number in [0, 0.5)")
         for name in (
@@ -319,6 +357,7 @@ class TextConfig(DQNConfig):
             "margin",
             "demo_ce_weight",
             "margin_weight",
+            "td_weight",
             "explore_temperature",
             "self_imitation",
         ):

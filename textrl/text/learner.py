@@ -192,7 +192,7 @@ class TextLearner(DQNCore):
             weights = weights[:, None].expand_as(b.valid)[b.valid]
             loss_td, td = td_loss(q_sa, targets, weights, huber=cfg.huber)
             margin, anchor = self._demo_losses(q_steps, b)
-            loss = loss_td
+            loss = cfg.td_weight * loss_td
             if margin is not None:
                 loss = loss + cfg.margin_weight * margin
             if anchor is not None:

@@ -363,10 +363,13 @@ class TextTrainer:
     def greedy_scores_of(self, indices: list[int]) -> list[float]:
         """The training reward of the greedy decode of each training document in ``indices``
         (the baseline of SCST and of ``relative_reward``), through the environments."""
+        return self.greedy_rollout(indices).scores
+
+    def greedy_rollout(self, indices: list[int]) -> Rollout:
+        """Greedy decodes of the training documents in ``indices``, through the environments."""
         with torch_threads(1):
             net = self.learner.acting_network()
-            rollout = self.actor.collect(net, 0.0, self.learner.gen, None, indices)
-        return rollout.scores
+            return self.actor.collect(net, 0.0, self.learner.gen, None, indices)
 
     def act(self, eps: float) -> tuple[int, list[float]]:
         """One episode per environment into replay (the first round resets with seeds)."""
@@ -389,9 +392,12 @@ class TextTrainer:
     def add_elites(self, indices: list[int]) -> int:
         """Self-imitation: sample ``sil_samples`` episodes of each document in ``indices`` at
         ``sil_temperature``; the best of each document goes to the elite store when it beats the
-        greedy decode's score there. Returns the environment steps taken."""
+        greedy decode's score there and is at most ``sil_length_slack`` tokens longer than that
+        decode (when the slack is >= 0). Returns the environment steps taken."""
         cfg, state, learner = self.cfg, self.state, self.learner
-        greedy = np.array(self.greedy_scores_of(indices))
+        greedy_rollout = self.greedy_rollout(indices)
+        greedy = np.array(greedy_rollout.scores)
+        greedy_len = np.array([len(e.actions) for e in greedy_rollout.episodes])
         scale = 1 / (cfg.soft_tau * cfg.sil_temperature)
         net = learner.acting_network()
         with torch_threads(1):
@@ -400,6 +406,9 @@ class TextTrainer:
                 for _ in range(cfg.sil_samples)
             ]
         scores = np.array([r.scores for r in rollouts])  # (K, E)
+        if cfg.sil_length_slack >= 0:  # too long a candidate cannot be the elite
+            lengths = np.array([[len(e.actions) for e in r.episodes] for r in rollouts])
+            scores = np.where(lengths <= greedy_len + cfg.sil_length_slack, scores, -np.inf)
         best = scores.argmax(0)
         kept = scores[best, np.arange(len(indices))] > greedy + 1e-9
         for i in np.flatnonzero(kept):
@@ -409,7 +418,7 @@ class TextTrainer:
         state.episodes += sum(len(r.episodes) for r in rollouts)
         self.sil_stats = {
             "sil/greedy_score": float(greedy.mean()),
-            "sil/best_score": float(scores.max(0).mean()),
+            "sil/best_score": float(np.where(kept, scores.max(0), greedy).mean()),
             "sil/kept": float(kept.mean()),
         }
         return steps
