@@ -376,6 +376,37 @@ def test_self_imitation_keeps_samples_that_beat_greedy_and_raises_their_probabil
         TextConfig(data=str(tiny_data), self_imitation=1.0, demos=True, **TINY)
 
 
+def test_self_imitation_including_greedy_keeps_one_elite_per_document(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """With ``sil_include_greedy`` every document gets an elite each round: the best sample
+    when it beats the greedy decode, else the greedy decode itself."""
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(
+        data=str(tiny_data),
+        sil_include_greedy=True,
+        sil_temperature=2.0,
+        **{**TINY, "mle": False, "value_warmup_updates": 0},
+    )
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    replay, indices = trainer.learner.replay, list(range(cfg.num_envs))
+    greedy = trainer.greedy_rollout(indices)
+    old = set(replay.episodes)
+    trainer.add_elites(indices)
+    new = [e for i, e in replay.episodes.items() if i not in old]
+    assert len(new) == len(indices) and all(e.is_demo for e in new)
+    kept = trainer.sil_stats["sil/kept"]
+    as_greedy = 0
+    for e in new:
+        doc = next(i for i, g in enumerate(greedy.episodes) if np.array_equal(g.source, e.source))
+        g = greedy.episodes[doc]
+        same = np.array_equal(e.actions, g.actions)
+        as_greedy += same
+        assert same or float(e.rewards.sum()) > greedy.scores[doc]
+    assert as_greedy >= round((1 - kept) * len(indices))
+
+
 def test_td_weight_zero_leaves_self_imitation_alone(tiny_data: Path, tmp_path: Path) -> None:
     """The ablation --td-weight 0: an update's loss is the self-imitation term alone (and the
     setting needs self-imitation, else nothing would be learned)."""

@@ -181,6 +181,12 @@ class TextConfig(DQNConfig):
         "decode of its document to become an elite (-1: no limit). Keeps best-of-K, which "
         "favours longer samples under ROUGE F1, from lengthening the policy.",
     )
+    sil_include_greedy: bool = option(
+        False,
+        "--self-imitation: the greedy decode is a candidate too (the elite of a document is the "
+        "best of the greedy decode and the samples), so documents where no sample beats greedy "
+        "imitate the greedy decode instead of nothing.",
+    )
     sil_capacity: int = option(
         20_000,
         "--self-imitation: elite transitions kept (the oldest elite episodes go first).",

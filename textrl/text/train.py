@@ -393,7 +393,8 @@ class TextTrainer:
         """Self-imitation: sample ``sil_samples`` episodes of each document in ``indices`` at
         ``sil_temperature``; the best of each document goes to the elite store when it beats the
         greedy decode's score there and is at most ``sil_length_slack`` tokens longer than that
-        decode (when the slack is >= 0). Returns the environment steps taken."""
+        decode (when the slack is >= 0); with ``sil_include_greedy`` the greedy decode is the
+        elite of the other documents. Returns the environment steps taken."""
         cfg, state, learner = self.cfg, self.state, self.learner
         greedy_rollout = self.greedy_rollout(indices)
         greedy = np.array(greedy_rollout.scores)
@@ -413,6 +414,9 @@ class TextTrainer:
         kept = scores[best, np.arange(len(indices))] > greedy + 1e-9
         for i in np.flatnonzero(kept):
             learner.replay.add_episode(rollouts[best[i]].episodes[i]._replace(is_demo=True))
+        if cfg.sil_include_greedy:  # where no sample beats it, the greedy decode is the elite
+            for i in np.flatnonzero(~kept):
+                learner.replay.add_episode(greedy_rollout.episodes[i]._replace(is_demo=True))
         steps = sum(r.steps for r in rollouts)
         state.env_steps += steps
         state.episodes += sum(len(r.episodes) for r in rollouts)
