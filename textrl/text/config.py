@@ -164,10 +164,11 @@ class TextConfig(DQNConfig):
         None,
         "--algo anchored: weight of self-imitation, a cross-entropy of the policy on elite "
         "episodes added to every DQN update (0: off). Each round, --sil-samples episodes per "
-        "document are sampled at --sil-temperature; the best one is kept when it beats the "
-        "greedy decode's score on that document (Oh et al. 2018's self-imitation; best-of-K as "
-        "in expert iteration). Costs sil_samples + 1 more acting passes per round. Default: 1 "
-        "with --algo anchored (without --demos and --actors), else 0.",
+        "document are sampled at --sil-temperature; the best one that ends by EOS (a whole "
+        "summary) is kept when it beats the greedy decode's score on that document (Oh et al. "
+        "2018's self-imitation; best-of-K as in expert iteration). Costs sil_samples + 1 more "
+        "acting passes per round. Default: 1 with --algo anchored (without --demos and "
+        "--actors), else 0.",
     )
     sil_samples: int = option(4, "--self-imitation: episodes sampled per document and round.")
     sil_temperature: float = option(

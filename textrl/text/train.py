@@ -12,7 +12,8 @@ A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
    evaluated every ``mle_eval_every`` updates; its best weights are ``mle.safetensors``.
 2. ``"dqn"``, the fine-tuning (``algo``): a short value warm-up, then rounds of ``num_envs``
    episodes acted epsilon-greedily inside the action mask, each followed by ``gradient_steps``
-   updates: of the residual Q over the frozen warm start (``"anchored"``, the default), or of
+   updates: of the residual Q over the frozen warm start (``"anchored"``, the default, with
+   self-imitation of the round's best sampled summaries: :meth:`TextTrainer.add_elites`), or of
    DQN with demonstrations (``"dqfd"``); or rounds of one sampled episode per environment and
    a self-critical policy-gradient step (``"scst"``). Greedy decoding of the whole
    ``eval_split`` keeps the best weights (``best.safetensors``; the warm start is the first
