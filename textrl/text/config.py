@@ -179,14 +179,14 @@ class TextConfig(DQNConfig):
     sil_length_slack: int = option(
         -1,
         "--self-imitation: a candidate may be at most this many tokens longer than the greedy "
-        "decode of its document to become an elite (-1: no limit). Keeps best-of-K, which "
-        "favours longer samples under ROUGE F1, from lengthening the policy.",
+        "decode of its document to become an elite (-1: no limit). SciTLDR probes: 0 neither "
+        "stopped a long-writing warm start from lengthening nor kept a short one's gain.",
     )
     sil_include_greedy: bool = option(
         False,
         "--self-imitation: the greedy decode is a candidate too (the elite of a document is the "
         "best of the greedy decode and the samples), so documents where no sample beats greedy "
-        "imitate the greedy decode instead of nothing.",
+        "imitate the greedy decode instead of nothing (a SciTLDR probe: worse than without).",
     )
     sil_capacity: int = option(
         20_000,
