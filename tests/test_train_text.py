@@ -516,3 +516,42 @@ def test_choice_fields_are_validated_for_every_config() -> None:
     assert p.returncode == 2 and "invalid choice: 'bogus'" in p.stderr
     p = run_cli("train", "--net-arch", "8", cwd=Path.cwd())
     assert p.returncode == 2 and "['--net-arch'] do not apply to text runs" in p.stderr
+
+
+def test_warm_start_stops_early_and_keeps_its_best(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Evaluations every 2 updates score 0.1, 0.3, 0.2, 0.25: with patience 2 the warm start
+    ends after the 4th (8 updates, not its 100) and keeps the weights of the 2nd (update 4)."""
+    import torch
+    from safetensors.torch import load_file
+
+    scripted = iter([0.1, 0.3, 0.2, 0.25])
+    real_scores = TextTrainer.scores
+    kept: dict[int, dict] = {}
+
+    def scores(self: TextTrainer) -> dict[str, float]:
+        out = real_scores(self)
+        if self.state.phase == "mle":
+            out["eval_score"] = next(scripted)
+            kept[self.state.mle_updates] = {
+                k: v.detach().clone() for k, v in self.learner.online.state_dict().items()
+            }
+        return out
+
+    monkeypatch.setattr(TextTrainer, "scores", scores)
+    cfg = TextConfig(
+        data=str(tiny_data),
+        **{**TINY, "mle_epochs": 5.0, "mle_eval_every": 2, "mle_patience": 2, "total_steps": 40},
+    )
+    result = train_text(cfg, tmp_path / "run", progress=False)
+    assert result["mle_updates"] == 8 < int(5.0 * 80 / 4)
+    assert sorted(kept) == [2, 4, 6, 8]  # no evaluation repeated at the switch
+    saved = load_file(str(tmp_path / "run" / "mle.safetensors"))
+    for key, value in kept[4].items():
+        assert torch.equal(saved[key], value), key
+    assert TextConfig(minutes=60).mle_minutes == 20.0  # the bound scales with the budget
+    assert TextConfig(minutes=4).mle_minutes == pytest.approx(2.4)
+    assert TextConfig().mle_minutes == 5.0  # (the built-in default's 9.5 minutes)
+    with pytest.raises(ValueError, match="mle_patience: expected a non-negative integer"):
+        TextConfig(mle_patience=-1)

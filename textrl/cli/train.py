@@ -127,7 +127,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             saved = {**saved, "algo": "dqfd"}
         if saved is not None:
             # Nor does one written before self-imitation and fine-tuning dropout were defaults.
-            saved = {"self_imitation": 0.0, "dropout": 0.0, **saved}
+            # Nor one written before early stopping ended the warm start.
+            saved = {"self_imitation": 0.0, "dropout": 0.0, "mle_patience": 0, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         print(f"textrl train: {cfg.data} -> {out}")

@@ -70,6 +70,8 @@ class TrainState:
     """Seconds spent in the warm start, over all invocations."""
     mle_best: float = -math.inf
     """Best validation score of the warm start so far."""
+    mle_stale: int = 0
+    """Warm-start evaluations in a row without a new best (early stopping's patience)."""
     best_eval: float = -math.inf
     """Best validation score so far (``best.safetensors``)."""
     next_eval: int = 0

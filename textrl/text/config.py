@@ -108,13 +108,24 @@ class TextConfig(DQNConfig):
     )
     mle: bool = option(True, "MLE warm start on the references before DQN.")
     mle_epochs: float = option(8.0, "Upper bound of the warm start in passes over the references.")
-    mle_minutes: float = option(5.0, "Upper bound of the warm start in minutes.")
+    mle_minutes: float | None = option(
+        None,
+        "Upper bound of the warm start in minutes. Default: a third of --minutes, at least 5 "
+        "and at most 0.6 x --minutes (5 without --minutes). Early stopping (--mle-patience) "
+        "usually ends it first: a bound in minutes alone gave a loaded machine's runs half the "
+        "updates and long-writing warm starts (BENCHMARKS.md).",
+    )
     mle_lr: float = option(1e-3, "Learning rate of the warm start.")
     mle_eval_every: int = option(
-        250,
+        100,
         "Greedy evaluation on --eval-split every this many warm-start updates; the warm start "
-        "keeps its best weights (early stopping: on SciTLDR the dev score peaked after 250 updates "
-        "and fell while the loss kept falling, BENCHMARKS.md). 0: keep the last weights.",
+        "keeps its best weights (early stopping: on SciTLDR the dev score peaked after ~250 "
+        "updates and fell while the loss kept falling, BENCHMARKS.md). 0: keep the last weights.",
+    )
+    mle_patience: int = option(
+        2,
+        "End the warm start after this many evaluations in a row without a new best (its best "
+        "weights are kept); 0: run to --mle-epochs or --mle-minutes.",
     )
     mle_value_weight: float = option(
         1.0,
@@ -297,6 +308,9 @@ class TextConfig(DQNConfig):
         # used, and config.json records them).
         if self.demos is None:
             self.demos = self.algo == "dqfd"
+        if self.mle_minutes is None:
+            m = self.minutes
+            self.mle_minutes = 5.0 if m is None or m <= 0 else min(max(5.0, m / 3), 0.6 * m)
         if self.self_imitation is None:
             anchored = self.algo == "anchored" and not self.demos and not self.actors
             self.self_imitation = 1.0 if anchored else 0.0
@@ -356,7 +370,7 @@ class TextConfig(DQNConfig):
         )
         for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr", "anchor_eta"):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
-        for name in ("mle_eval_every", "value_warmup_updates"):
+        for name in ("mle_eval_every", "mle_patience", "value_warmup_updates"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
         for name in (
             "mle_value_weight",

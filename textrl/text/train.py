@@ -8,8 +8,9 @@ The data path: examples -> :class:`~textrl.envs.summarize.SummarizeEnv` (exact d
 A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
 
 1. ``"mle"``, the warm start: cross-entropy on the demonstrations (``demo_source``: the
-   references, each document's best sentence, or both) for ``mle_epochs`` or ``mle_minutes``,
-   evaluated every ``mle_eval_every`` updates; its best weights are ``mle.safetensors``.
+   references, each document's best sentence, or both), evaluated every ``mle_eval_every``
+   updates until ``mle_patience`` evaluations bring no new best (or ``mle_epochs``,
+   ``mle_minutes``); its best weights are ``mle.safetensors``.
 2. ``"dqn"``, the fine-tuning (``algo``): a short value warm-up, then rounds of ``num_envs``
    episodes acted epsilon-greedily inside the action mask, each followed by ``gradient_steps``
    updates: of the residual Q over the frozen warm start (``"anchored"``, the default, with
@@ -182,8 +183,9 @@ class TextTrainer:
     def warm_start(
         self, deadline: float, progress: bool, callback: Callable[[Any], bool] | None
     ) -> str:
-        """Cross-entropy updates until ``mle_epochs`` or ``mle_minutes``, then switch to DQN
-        (``"done"``); checkpointed after each evaluation. Else says what stopped it."""
+        """Cross-entropy updates until ``mle_epochs``, ``mle_minutes`` or ``mle_patience``
+        evaluations without a new best, then switch to DQN (``"done"``); checkpointed after each
+        evaluation. Else says what stopped it."""
         cfg, state = self.cfg, self.state
         n_updates = int(cfg.mle_epochs * len(self.demos) / cfg.batch_size)
         t_mle = time.perf_counter()
@@ -191,7 +193,11 @@ class TextTrainer:
         bar = ProgressBar(n_updates, state.mle_updates, progress, desc="mle")
         losses: list[float] = []
         try:
-            while state.mle_updates < n_updates and time.perf_counter() < mle_deadline:
+            while (
+                state.mle_updates < n_updates
+                and time.perf_counter() < mle_deadline
+                and not self.warm_start_stale()
+            ):
                 halt = self.halt(callback)
                 if halt:
                     return halt
@@ -208,7 +214,11 @@ class TextTrainer:
         finally:  # (whatever stops the loop, its time is counted)
             bar.close()
             state.mle_seconds += time.perf_counter() - t_mle
-        if state.mle_updates >= n_updates or state.mle_seconds >= cfg.mle_minutes * 60:
+        if (
+            state.mle_updates >= n_updates
+            or state.mle_seconds >= cfg.mle_minutes * 60
+            or self.warm_start_stale()
+        ):
             self.end_warm_start()
             return "done"
         return "minutes"
@@ -221,18 +231,28 @@ class TextTrainer:
             return "callback"
         return None
 
+    def warm_start_stale(self) -> bool:
+        """Early stopping: ``mle_patience`` evaluations in a row found no new best."""
+        patience = self.cfg.mle_patience
+        return bool(self.cfg.mle_eval_every and patience and self.state.mle_stale >= patience)
+
     def evaluate_warm_start(self) -> None:
         """Evaluate the warm start; keep its best weights as ``mle.safetensors``."""
         ev = self.scores()
         self.logger.log(self.state.mle_updates, {"mle_" + k: v for k, v in ev.items()})
         if ev["eval_score"] > self.state.mle_best:
             self.state.mle_best = ev["eval_score"]
+            self.state.mle_stale = 0
             save_weights(self.learner.online, self.mle_path)
+        else:
+            self.state.mle_stale += 1
 
     def end_warm_start(self) -> None:
         """Keep the best warm start (with early stopping), switch to DQN, checkpoint."""
-        if self.cfg.mle_eval_every:
-            self.evaluate_warm_start()
+        every, updates = self.cfg.mle_eval_every, self.state.mle_updates
+        if every:
+            if updates == 0 or updates % every:  # (else the loop has just evaluated these)
+                self.evaluate_warm_start()
             load_weights(self.learner.online, self.mle_path, "mle")  # the best on --eval-split
         else:
             save_weights(self.learner.online, self.mle_path)
