@@ -196,8 +196,8 @@ def test_scst_update_raises_the_better_sample(tiny_data: Path) -> None:
 
 @pytest.mark.parametrize(
     ("algo", "extra"),
-    [("anchored", {}), ("anchored", {"self_imitation": 0.0}), ("scst", {})],
-    ids=["anchored", "anchored-no-self-imitation", "scst"],
+    [("anchored", {}), ("anchored", {"self_imitation": 1.0}), ("scst", {})],
+    ids=["anchored", "anchored-self-imitation", "scst"],
 )
 def test_fine_tuning_stopped_and_resumed_learns_what_an_uninterrupted_run_does(
     tiny_data: Path, tmp_path: Path, algo: str, extra: dict
@@ -282,7 +282,8 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
     for name, drop in (("old", True), ("new", False)):
         run = tmp_path / name
         run.mkdir()
-        saved = {"kind": "text", **dataclasses.asdict(TextConfig(data=str(tiny_data)))}
+        new = TextConfig(data=str(tiny_data), self_imitation=1.0)
+        saved = {"kind": "text", **dataclasses.asdict(new)}
         if drop:  # written before --algo (and so before --self-imitation and --dropout)
             for key in ("algo", "self_imitation", "dropout"):
                 del saved[key]

@@ -171,15 +171,15 @@ class TextConfig(DQNConfig):
         "each episode's last reward (SCST's baseline as reward shaping: returns become 'better "
         "or worse than greedy'); costs one greedy pass per round of episodes.",
     )
-    self_imitation: float | None = option(
-        None,
+    self_imitation: float = option(
+        0.0,
         "--algo anchored: weight of self-imitation, a cross-entropy of the policy on elite "
         "episodes added to every DQN update (0: off). Each round, --sil-samples episodes per "
         "document are sampled at --sil-temperature; the best one that ends by EOS (a whole "
         "summary) is kept when it beats the greedy decode's score on that document (Oh et al. "
         "2018's self-imitation; best-of-K as in expert iteration). Costs sil_samples + 1 more "
-        "acting passes per round. Default: 1 with --algo anchored (without --demos and "
-        "--actors), else 0.",
+        "acting passes per round. Off by default: from three early-stopped SciTLDR warm starts "
+        "it gained 0, 0, -0.12 R-1 where TD alone gained +1.07, +0.32, +0.21 (BENCHMARKS.md).",
     )
     sil_samples: int = option(4, "--self-imitation: episodes sampled per document and round.")
     sil_temperature: float = option(
@@ -311,9 +311,6 @@ class TextConfig(DQNConfig):
         if self.mle_minutes is None:
             m = self.minutes
             self.mle_minutes = 5.0 if m is None or m <= 0 else min(max(5.0, m / 3), 0.6 * m)
-        if self.self_imitation is None:
-            anchored = self.algo == "anchored" and not self.demos and not self.actors
-            self.self_imitation = 1.0 if anchored else 0.0
         sil = bool(self.self_imitation)
         if self.gradient_steps is None:
             self.gradient_steps = 4 if sil else 1
