@@ -126,7 +126,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             # default.
             saved = {**saved, "algo": "dqfd"}
         if saved is not None:
-            # Nor does one written before self-imitation and fine-tuning dropout were defaults.
+            # Nor one written before self-imitation and dropout were defaults (11-24 to 12-06).
             # Nor one written before early stopping ended the warm start.
             saved = {"self_imitation": 0.0, "dropout": 0.0, "mle_patience": 0, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)

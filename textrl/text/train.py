@@ -13,8 +13,8 @@ A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
    ``mle_minutes``); its best weights are ``mle.safetensors``.
 2. ``"dqn"``, the fine-tuning (``algo``): a short value warm-up, then rounds of ``num_envs``
    episodes acted epsilon-greedily inside the action mask, each followed by ``gradient_steps``
-   updates: of the residual Q over the frozen warm start (``"anchored"``, the default, with
-   self-imitation of the round's best sampled summaries: :meth:`TextTrainer.add_elites`), or of
+   updates: of the residual Q over the frozen warm start (``"anchored"``, the default; with
+   ``self_imitation``, also imitating the round's best samples: :meth:`add_elites`), or of
    DQN with demonstrations (``"dqfd"``); or rounds of one sampled episode per environment and
    a self-critical policy-gradient step (``"scst"``). Greedy decoding of the whole
    ``eval_split`` keeps the best weights (``best.safetensors``; the warm start is the first
