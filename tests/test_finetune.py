@@ -433,6 +433,7 @@ def test_td_weight_zero_leaves_self_imitation_alone(tiny_data: Path, tmp_path: P
     cfg = TextConfig(
         data=str(tiny_data),
         td_weight=0.0,
+        self_imitation=1.0,
         sil_temperature=2.0,
         **{**TINY, "mle": False, "value_warmup_updates": 0},
     )
