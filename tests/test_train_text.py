@@ -16,6 +16,7 @@ from textrl.text.build import apply_init_encoder, make_env
 from textrl.text.config import TextConfig
 from textrl.text.decoding import TextAgent
 from textrl.text.demos import demonstrations
+from textrl.text.evaluation import evaluate_run
 from textrl.text.learner import TextLearner
 from textrl.text.train import TextTrainer, train_text
 
@@ -110,6 +111,24 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
         TextLearner(
             TextConfig(data=str(tiny_data), init_weights=str(run / "missing.bin"), **TINY), env
         )
+    # ... as a run of its own: those weights are its warm start (compared against, candidate)
+    tuned = train_text(
+        TextConfig(
+            data=str(tiny_data),
+            init_weights=str(run / "mle.safetensors"),
+            tokenizer=str(run / "tokenizer"),
+            **{**TINY, "mle": False, "total_steps": 40},
+        ),
+        tmp_path / "tuned",
+        progress=False,
+    )
+    copied = load_file(str(tmp_path / "tuned" / "mle.safetensors"))
+    assert all(
+        torch.equal(copied[k], v) for k, v in load_file(str(run / "mle.safetensors")).items()
+    )
+    assert tuned["best_eval"] >= tuned["mle_eval_score"]
+    report = evaluate_run(tmp_path / "tuned", split="validation", limit=4)
+    assert "mle" in report["baselines"] and "agent_vs_mle" in report
     with pytest.raises(ValueError, match="demo_source: expected 'references', 'oracle' or"):
         TextConfig(demo_source="abstracts")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="does not fit this network"):

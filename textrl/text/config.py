@@ -71,7 +71,8 @@ class TextConfig(DQNConfig):
     init_weights: str | None = option(
         None,
         "Q-network weights (.safetensors, same network settings and tokenizer) to start from, e.g. "
-        "another run's mle.safetensors with --no-mle to fine-tune its warm start by DQN.",
+        "another run's mle.safetensors with --no-mle to fine-tune its warm start by DQN (then "
+        "they are this run's warm start: its mle.safetensors and first candidate for best).",
     )
     d_model: int = option(128, "Transformer width.")
     n_layers: int = option(2, "Transformer layers.")

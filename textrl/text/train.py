@@ -17,8 +17,8 @@ A run has two phases, recorded in its :class:`~textrl.dqn.core.TrainState`:
    ``self_imitation``, also imitating the round's best samples: :meth:`add_elites`), or of
    DQN with demonstrations (``"dqfd"``); or rounds of one sampled episode per environment and
    a self-critical policy-gradient step (``"scst"``). Greedy decoding of the whole
-   ``eval_split`` keeps the best weights (``best.safetensors``; the warm start is the first
-   candidate).
+   ``eval_split`` keeps the best weights (``best.safetensors``; the warm start, or the
+   ``init_weights`` of a run without one, is the first candidate).
 
 Every ``checkpoint_every`` environment steps, and when the time budget ends, the run is
 checkpointed atomically (networks, optimizers, replay, RNGs including each environment's,
@@ -151,6 +151,8 @@ class TextTrainer:
                 stopped = "minutes"
                 if self.state.phase == "mle":
                     stopped = self.warm_start(deadline, progress, callback)
+                elif not cfg.mle and cfg.init_weights and not self.mle_path.is_file():
+                    self.adopt_initial_weights()
                 if self.state.phase == "dqn":  # (a warm start that did not end stays in "mle")
                     stopped = self.dqn(deadline, progress, callback)
                 if stopped != "interrupted":
@@ -259,6 +261,14 @@ class TextTrainer:
         self.learner.end_warm_start()
         # The warm start is the first candidate for "best".
         self.warm_start_scores = self.evaluate()
+        self.save()
+
+    def adopt_initial_weights(self) -> None:
+        """Without a warm start of its own (``mle=False``), a run started from ``init_weights``
+        treats them as its warm start: written as ``mle.safetensors`` (so ``textrl eval``
+        compares the agent against them) and evaluated as the first candidate for "best"."""
+        self.warm_start_scores = self.evaluate()
+        save_weights(self.learner.online, self.mle_path)  # (last: a stop before redoes both)
         self.save()
 
     # -- phase 2: DQN -----------------------------------------------------------------------------
