@@ -574,3 +574,22 @@ def test_warm_start_stops_early_and_keeps_its_best(
     assert TextConfig().mle_minutes == 5.0  # (the built-in default's 9.5 minutes)
     with pytest.raises(ValueError, match="mle_patience: expected a non-negative integer"):
         TextConfig(mle_patience=-1)
+
+
+def test_reward_oracle_rewards_against_the_oracle_sentence_too(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), reward_oracle=True, **TINY)
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    plain = TextTrainer(TextConfig(data=str(tiny_data), **TINY), tmp_path / "plain")
+    data = plain.actor.envs[0].examples
+    for env in trainer.actor.envs:  # every acting environment: the data's references + oracle
+        assert len(env.examples) == len(data)
+        for got, example in zip(env.examples, data):
+            assert got.document == example.document and got.references[:-1] == example.references
+            assert got.references[-1] in example.document  # a sentence of the document
+    # Demonstrations show the same summaries, paid against the oracle sentence too: never
+    # less, and most for the oracle demonstrations (each document's second, with "both").
+    assert [d.actions.tolist() for d in trainer.demos] == [d.actions.tolist() for d in plain.demos]
+    gains = [a.rewards.sum() - b.rewards.sum() for a, b in zip(trainer.demos, plain.demos)]
+    assert min(gains) >= -1e-6 and np.mean(gains[1::2]) > np.mean(gains[0::2]) + 0.03

@@ -265,9 +265,12 @@ class TextActorWorker:
             shard=(index, num_shards),
         )
         self.num_examples = len(examples)
-        envs = [
-            make_env(cfg, cfg.split, tokenizer, data=examples.examples) for _ in range(cfg.num_envs)
-        ]
+        data = examples.examples
+        if cfg.reward_oracle:
+            from textrl.text.demos import with_oracle_references
+
+            data = with_oracle_references(data, make_env(cfg, cfg.split, tokenizer, data=data))
+        envs = [make_env(cfg, cfg.split, tokenizer, data=data) for _ in range(cfg.num_envs)]
         self.actor = LockstepActor(envs)
         self.net = build_network(cfg, envs[0]).eval()
         self.index, self.epsilon = index, epsilon

@@ -138,6 +138,12 @@ class TextConfig(DQNConfig):
         "What the warm start imitates and replay keeps as demonstrations: 'references', 'oracle' "
         "(the best-scoring document sentence, see textrl.demos) or 'both'.",
     )
+    reward_oracle: bool = option(
+        False,
+        "Reward training episodes against each document's oracle sentence (see --demo-source) "
+        "as well as its references, the best of the two as dev and test score several "
+        "references.",
+    )
     algo: Literal["anchored", "dqfd", "scst"] = option(
         "anchored",
         "Fine-tuning after the warm start: 'anchored' (DQN of the residual over the frozen warm "

@@ -40,6 +40,17 @@ def oracle_sentence(example: Example, scorer: SentenceScorer, reward) -> str:
     return sentences[int(np.argmax(values))]
 
 
+def with_oracle_references(examples: Sequence[Example], env: SummarizeEnv) -> list[Example]:
+    """``examples`` with each document's oracle sentence (:func:`oracle_sentence` under
+    ``env``'s reward) appended to its references, for ``reward_oracle``: rewards are then the
+    best score against either, as the multi-reference dev and test scores are."""
+    scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
+    return [
+        Example(e.document, (*e.references, oracle_sentence(e, scorer, env.reward_spec)))
+        for e in examples
+    ]
+
+
 def demo_summaries(
     examples: Sequence[Example], demo_source: str, scorer: SentenceScorer, reward
 ) -> list[list[str]]:

@@ -52,7 +52,7 @@ from textrl.text.acting import LockstepActor, Rollout
 from textrl.text.build import apply_init_encoder, check_reward_signal, make_env
 from textrl.text.config import TextConfig
 from textrl.text.decoding import TextAgent
-from textrl.text.demos import demonstrations
+from textrl.text.demos import demonstrations, with_oracle_references
 from textrl.text.evaluation import greedy_scores
 from textrl.text.learner import TextLearner
 
@@ -95,8 +95,12 @@ class TextTrainer:
         torch.manual_seed(cfg.seed)
         env = make_env(cfg, cfg.split)
         tok = env.tokenizer
+        data, demo_source_env = None, env
+        if cfg.reward_oracle:  # episodes are rewarded against the oracle sentence too
+            data = with_oracle_references(env.examples, env)
+            env = make_env(cfg, cfg.split, tok, data=data)
         self.actor = LockstepActor(
-            [env] + [make_env(cfg, cfg.split, tok) for _ in range(cfg.num_envs - 1)]
+            [env] + [make_env(cfg, cfg.split, tok, data=data) for _ in range(cfg.num_envs - 1)]
         )
         check_reward_signal(env)  # warns when every reward would be 0 (e.g. CJK without --cjk)
         self.eval_env = make_env(cfg, cfg.eval_split, tok)
@@ -113,8 +117,10 @@ class TextTrainer:
         tok.save(self.run_dir.path / "tokenizer")  # eval/generate need no cache or data
         self.demos = []
         if cfg.mle or cfg.demos:
-            demo_env = make_env(cfg, cfg.split, tok, action_mask="none")
-            self.demos = demonstrations(env, demo_env, cfg.demo_source)
+            # (what is demonstrated comes from the data's references, its rewards from the
+            # acting environments' references)
+            demo_env = make_env(cfg, cfg.split, tok, action_mask="none", data=data)
+            self.demos = demonstrations(demo_source_env, demo_env, cfg.demo_source)
         if cfg.demos and checkpoint is None:
             for demo in self.demos:
                 self.learner.replay.add_episode(demo)
