@@ -285,12 +285,13 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         new = TextConfig(data=str(tiny_data), self_imitation=1.0)
         saved = {"kind": "text", **dataclasses.asdict(new)}
         if drop:  # written before --algo (and so before --self-imitation and --dropout)
-            for key in ("algo", "self_imitation", "dropout"):
+            for key in ("algo", "self_imitation", "dropout", "fresh_optimizer"):
                 del saved[key]
         (run / "config.json").write_text(json.dumps(saved))
         assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
         assert seen["cfg"].algo == ("dqfd" if drop else "anchored"), name
         assert seen["cfg"].self_imitation == (0.0 if drop else 1.0), name
+        assert seen["cfg"].fresh_optimizer is not drop, name
 
 
 def test_scst_with_several_samples_uses_the_other_samples_as_baseline(
@@ -518,3 +519,20 @@ def test_dropout_is_for_fine_tuning_only(tiny_data: Path) -> None:
     learner.end_warm_start()
     assert rates() == {0.2}
     assert not learner.target.training and not learner.prior.training  # no dropout in targets
+
+
+@pytest.mark.parametrize("fresh", [True, False])
+def test_the_dqn_phase_starts_with_a_fresh_optimizer(tiny_data: Path, fresh: bool) -> None:
+    cfg = TextConfig(data=str(tiny_data), fresh_optimizer=fresh, **TINY)
+    env = make_env(cfg, "train")
+    learner = TextLearner(cfg, env)
+    learner.mle_update(demonstrations(env, make_env(cfg, "train", env.tokenizer, "none")))
+    moments = {id(p): s["exp_avg_sq"].clone() for p, s in learner.optimizer.state.items()}
+    assert moments  # the warm start's Adam moments ...
+    learner.end_warm_start()
+    assert all(g["lr"] == cfg.lr for g in learner.optimizer.param_groups)
+    if fresh:  # ... are not the DQN phase's
+        assert not learner.optimizer.state
+    else:
+        kept = learner.optimizer.state
+        assert all(torch.equal(kept[p]["exp_avg_sq"], moments[id(p)]) for p in kept)

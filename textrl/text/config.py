@@ -256,6 +256,12 @@ class TextConfig(DQNConfig):
         "Wall-clock budget of the whole invocation (warm start included), in minutes.",
     )
     lr: float = option(1e-4, "Adam learning rate of the DQN phase.")
+    fresh_optimizer: bool = option(
+        True,
+        "Start the DQN phase with fresh Adam moments. Else it keeps the warm start's: its "
+        "momentum still pushes along the cross-entropy gradients that early stopping cut, and "
+        "its second moments, from those larger gradients, shrink TD steps for ~1000 updates.",
+    )
     gamma: float = option(
         1.0,
         "Discount; 1 because the episode's score is what counts (rewards telescope).",

@@ -151,8 +151,10 @@ class TextLearner(DQNCore):
 
     def end_warm_start(self) -> None:
         """Switch to DQN: the target (and the anchor) copy the warm start, the learning rate
-        becomes ``lr``."""
+        becomes ``lr``, Adam's moments start afresh (``fresh_optimizer``)."""
         self.sync_target()
+        if self.cfg.fresh_optimizer:
+            self.optimizer.state.clear()
         if self.cfg.algo == "anchored":
             self.set_prior()
         self.set_dropout(self.cfg.dropout)
