@@ -593,3 +593,26 @@ def test_reward_oracle_rewards_against_the_oracle_sentence_too(
     assert [d.actions.tolist() for d in trainer.demos] == [d.actions.tolist() for d in plain.demos]
     gains = [a.rewards.sum() - b.rewards.sum() for a, b in zip(trainer.demos, plain.demos)]
     assert min(gains) >= -1e-6 and np.mean(gains[1::2]) > np.mean(gains[0::2]) + 0.03
+
+
+def test_the_heap_is_trimmed_during_training(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """glibc keeps the holes that (B, T, A) batches of varying T leave in its heap (~10 MB per
+    update on SciTLDR): the loops give them back every TRIM_EVERY updates and evaluations."""
+    import sys
+
+    import textrl.text.train
+    from textrl.dqn.core import trim_heap
+
+    if sys.platform == "linux":
+        assert trim_heap()  # glibc has malloc_trim
+    calls: list[int] = []
+    monkeypatch.setattr(textrl.text.train, "trim_heap", lambda: calls.append(1))
+    cfg = TextConfig(
+        data=str(tiny_data), **{**TINY, "mle": False, "total_steps": 400, "gradient_steps": 4}
+    )
+    result = train_text(cfg, tmp_path / "run", progress=False)
+    assert result["grad_steps"] >= 2 * textrl.text.train.TRIM_EVERY
+    evaluations = 1 + result["env_steps"] // cfg.eval_every
+    assert len(calls) >= result["grad_steps"] // textrl.text.train.TRIM_EVERY + evaluations

@@ -44,6 +44,7 @@ from textrl.dqn.core import (
     stop_on_ctrl_c,
     torch_threads,
     training_session,
+    trim_heap,
 )
 from textrl.dqn.episode_replay import Episode
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
@@ -212,6 +213,7 @@ class TextTrainer:
                 losses.append(self.learner.mle_update(self.demos))
                 bar.update(1, loss=losses[-1])
                 if state.mle_updates % 50 == 0:
+                    trim_heap()
                     mean = float(np.mean(losses[-50:]))
                     self.logger.log(state.mle_updates, {"mle_loss": mean})
                 if cfg.mle_eval_every and state.mle_updates % cfg.mle_eval_every == 0:
@@ -297,6 +299,7 @@ class TextTrainer:
         recent: list[float] = []
         stats: dict[str, float] = {}
         t_learn, learned = 0.0, 0
+        trimmed_at = state.grad_steps
         # The final evaluation runs inside the budget: stop when the time left is less than
         # the last evaluation took (a 60-minute run used to end after 60.7 minutes).
         while (
@@ -326,6 +329,9 @@ class TextTrainer:
                     t_learn += time.perf_counter() - t0
                 if cfg.actors and state.grad_steps - self.published_at >= cfg.publish_every:
                     self.publish()
+            if state.grad_steps >= trimmed_at + TRIM_EVERY:
+                trim_heap()
+                trimmed_at = state.grad_steps
             recent = (recent + scores)[-200:]
             bar.update(steps, eps=eps, loss=stats.get("loss"), score=float(np.mean(recent)))
             if state.due("log", cfg.log_every):
@@ -548,6 +554,7 @@ class TextTrainer:
         t0 = time.perf_counter()
         self.agent.net = self.learner.acting_network()  # a CPU copy when learning on CUDA
         out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
+        trim_heap()
         self.eval_seconds = time.perf_counter() - t0
         return out
 
@@ -571,6 +578,10 @@ class TextTrainer:
             meta={"metrics_lines": self.logger.lines},
             rng_extra={"envs": self.actor.rng_states()},
         )
+
+
+TRIM_EVERY = 8
+"""Gradient steps between two :func:`~textrl.dqn.core.trim_heap` calls in the DQN phase."""
 
 
 def _stops(episode: Episode, eos_action: int) -> bool:
