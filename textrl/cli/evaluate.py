@@ -31,7 +31,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="write the JSON report here and a Markdown table beside it",
     )
     ev.add_argument(
-        "--beam", type=positive_int, default=1, help="beam width over Q-values (1: greedy)"
+        "--beam",
+        type=positive_int,
+        default=1,
+        help="beam width over the policy softmax(Q / tau) (1: greedy)",
     )
     ev.add_argument(
         "--weights",
@@ -62,7 +65,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument("run_dir", metavar="RUN_DIR")
     gen.add_argument("document", help="the document text, or - to read it from stdin")
     gen.add_argument(
-        "--beam", type=positive_int, default=1, help="beam width over Q-values (1: greedy)"
+        "--beam",
+        type=positive_int,
+        default=1,
+        help="beam width over the policy softmax(Q / tau) (1: greedy)",
     )
     gen.add_argument("--weights", default="best", choices=WEIGHTS)
     gen.add_argument(
