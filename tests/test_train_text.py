@@ -154,10 +154,8 @@ def test_tiny_run_writes_everything_and_resumes(tiny_data: Path, tmp_path: Path)
             assert len(grams) == len(set(grams)), (n, seq)
     with pytest.raises(ValueError, match="greedy"):
         agent.generate(docs[:1], beam=2, no_repeat_ngram=2)
-    for doc in docs:  # a beam of one is greedy decoding; a wider one still ends its summaries
+    for doc in docs:  # a beam of one is greedy decoding
         assert agent._beam(*agent.prepare([doc]), width=1) == agent._greedy(*agent.prepare([doc]))
-        (seq,) = agent._beam(*agent.prepare([doc]), width=3)
-        assert 1 <= len(seq) <= env.max_new_tokens
 
 
 def test_interrupted_run_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:

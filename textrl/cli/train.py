@@ -129,8 +129,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             # Nor one written before self-imitation and dropout were defaults (11-24 to 12-06).
             # Nor one written before early stopping ended the warm start, or before the DQN
             # phase started with a fresh optimizer.
-            old = {"self_imitation": 0.0, "dropout": 0.0, "mle_patience": 0}
-            saved = {**old, "fresh_optimizer": False, **saved}
+            old = {
+                "self_imitation": 0.0,
+                "dropout": 0.0,
+                "mle_patience": 0,
+                "fresh_optimizer": False,
+            }
+            saved = {**old, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         print(f"textrl train: {cfg.data} -> {out}")

@@ -115,7 +115,7 @@ class TextAgent:
         them: with dense rewards it estimates the return still to come, which shrinks as a
         summary grows, so ranking by Q picked the empty summary (SciTLDR test R-1 1.8).
         ``width=1`` is greedy decoding."""
-        tau = float(getattr(getattr(self.net, "cfg", None), "tau", 1.0))
+        tau = self.net.cfg.tau
         legal = amask[:1]
         cache = self.net.encode_source(source, smask)
         logp = torch.log_softmax(masked_q(self.net.step(cache) / tau, legal), -1)  # (1, A)
