@@ -618,3 +618,82 @@ def test_the_heap_is_trimmed_during_training(
     assert result["grad_steps"] >= 2 * textrl.text.train.TRIM_EVERY
     evaluations = 1 + result["env_steps"] // cfg.eval_every
     assert len(calls) >= result["grad_steps"] // textrl.text.train.TRIM_EVERY + evaluations
+
+
+def test_evaluations_decode_without_repeated_ngrams_as_configured(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The decoding that picks the best weights is the one textrl eval reports by default; a run
+    written before the setting existed keeps the plain argmax it was chosen with."""
+    seen: list[int] = []
+    original = TextAgent.generate
+
+    def spy(self, documents, beam=1, batch_size=64, no_repeat_ngram=0):  # type: ignore[no-untyped-def]
+        seen.append(no_repeat_ngram)
+        return original(self, documents, beam, batch_size, no_repeat_ngram)
+
+    monkeypatch.setattr(TextAgent, "generate", spy)
+    assert TextConfig().no_repeat_ngram == 3
+    cfg = TextConfig(data=str(tiny_data), no_repeat_ngram=2, **{**TINY, "total_steps": 150})
+    train_text(cfg, tmp_path / "run", progress=False)
+    assert seen and set(seen) == {2}  # warm-start and DQN evaluations alike
+    seen.clear()
+    report = evaluate_run(tmp_path / "run", split="validation", limit=4, baselines=False)
+    assert seen == [2] and report["decoding"] == "greedy, no-repeat-2-gram"
+    seen.clear()
+    report = evaluate_run(tmp_path / "run", split="validation", limit=4, no_repeat_ngram=0)
+    assert set(seen) == {0} and report["decoding"] == "greedy"  # agent and warm start alike
+    seen.clear()
+    report = evaluate_run(tmp_path / "run", split="validation", limit=4, beam=2, baselines=False)
+    assert seen == [0] and report["decoding"] == "beam-2"  # beam search has no such constraint
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    del config["no_repeat_ngram"]
+    (tmp_path / "run" / "config.json").write_text(json.dumps(config))
+    seen.clear()
+    evaluate_run(tmp_path / "run", split="validation", limit=4, baselines=False)
+    assert seen == [0]
+    with pytest.raises(ValueError, match="no_repeat_ngram: expected a non-negative integer"):
+        TextConfig(no_repeat_ngram=-1)
+
+
+def test_the_weight_average_is_evaluated_checkpointed_and_resumed(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """--weight-average d: evaluations decode theta_avg <- d theta_avg + (1 - d) theta after
+    each DQN step (it starts at the warm start); checkpoints carry it, and resuming is exact."""
+    import torch
+
+    env = make_env(TextConfig(data=str(tiny_data), **TINY), "train")
+    learner = TextLearner(
+        TextConfig(data=str(tiny_data), weight_average=0.75, **{**TINY, "mle": False}), env
+    )
+    assert learner.evaluated_network() is learner.average
+    before = {k: v.clone() for k, v in learner.average.state_dict().items()}
+    with torch.no_grad():
+        for p in learner.online.parameters():
+            p.add_(1.0)
+    learner.update_average()
+    for name, _ in learner.online.named_parameters():
+        assert torch.allclose(learner.average.state_dict()[name], before[name] + 0.25), name
+    off = TextLearner(TextConfig(data=str(tiny_data), **{**TINY, "mle": False}), env)
+    assert off.average is None and off.evaluated_network() is off.online
+
+    cfg = TextConfig(data=str(tiny_data), weight_average=0.75, **{**TINY, "total_steps": 400})
+    full = train_text(cfg, tmp_path / "full", progress=False)
+    cut = train_text(
+        cfg, tmp_path / "cut", progress=False, callback=lambda state: state.env_steps < 150
+    )
+    assert full["grad_steps"] > 0 and cut["env_steps"] < full["env_steps"]
+    resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
+    assert resumed["grad_steps"] == full["grad_steps"]
+    a, b = RunDir(tmp_path / "full").load_latest(), RunDir(tmp_path / "cut").load_latest()
+    assert any(k.startswith("average.") for k in a.model_state)
+    for key, value in a.model_state.items():
+        assert torch.equal(value, b.model_state[key]), key
+    online = {k[len("online.") :]: v for k, v in a.model_state.items() if k.startswith("online.")}
+    average = {
+        k[len("average.") :]: v for k, v in a.model_state.items() if k.startswith("average.")
+    }
+    assert any(not torch.equal(online[k], average[k]) for k in online)  # it lags the online weights
+    with pytest.raises(ValueError, match=r"weight_average: expected a number in \[0, 1\)"):
+        TextConfig(weight_average=1.0)

@@ -45,9 +45,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     ev.add_argument(
         "--no-repeat-ngram",
         type=non_negative_int,
-        default=0,
+        default=None,
         metavar="N",
-        help="greedy decoding never repeats a token N-gram (0: plain argmax of Q)",
+        help="greedy decoding never repeats a token N-gram (0: plain argmax of Q; default: as "
+        "the run's evaluations decoded, its config's no_repeat_ngram)",
     )
     ev.add_argument("--limit", type=positive_int, default=None, help="first N documents only")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
@@ -74,9 +75,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     gen.add_argument(
         "--no-repeat-ngram",
         type=non_negative_int,
-        default=0,
+        default=None,
         metavar="N",
-        help="never repeat a token N-gram (greedy only; 0: plain argmax of Q)",
+        help="never repeat a token N-gram (greedy only; 0: plain argmax of Q; default: the "
+        "run's no_repeat_ngram, 0 with --beam)",
     )
     gen.set_defaults(func=cmd_generate)
 
@@ -124,7 +126,10 @@ def cmd_generate(args: argparse.Namespace) -> int:
     document = sys.stdin.read() if args.document == "-" else args.document
     if not document.strip():
         raise ValueError("document: expected non-empty text")
-    _, env, agent = load_text_run(args.run_dir, args.weights, split=None)
+    cfg, env, agent = load_text_run(args.run_dir, args.weights, split=None)
+    no_repeat = args.no_repeat_ngram
+    if no_repeat is None:  # as the run's evaluations decoded (beam search: not supported)
+        no_repeat = cfg.no_repeat_ngram if args.beam <= 1 else 0
     source, _ = env.source_and_mask(document.strip())
     known = [int(t) for t in source if int(t) != env.tokenizer.unk_id]
     if not env.tokenizer.decode(known).strip():  # only unknown characters (and spaces)
@@ -132,7 +137,5 @@ def cmd_generate(args: argparse.Namespace) -> int:
             "document: none of its characters are in the run's vocabulary (every token is "
             f"unknown: {document.strip()[:40]!r}); nothing to summarise"
         )
-    print(
-        agent.generate([document.strip()], beam=args.beam, no_repeat_ngram=args.no_repeat_ngram)[0]
-    )
+    print(agent.generate([document.strip()], beam=args.beam, no_repeat_ngram=no_repeat)[0])
     return 0

@@ -127,13 +127,15 @@ def cmd_train(args: argparse.Namespace) -> int:
             saved = {**saved, "algo": "dqfd"}
         if saved is not None:
             # Nor one written before self-imitation and dropout were defaults (11-24 to 12-06).
-            # Nor one written before early stopping ended the warm start, or before the DQN
-            # phase started with a fresh optimizer.
+            # Nor one written before early stopping ended the warm start, before the DQN
+            # phase started with a fresh optimizer, or before evaluations decoded without
+            # repeated n-grams.
             old = {
                 "self_imitation": 0.0,
                 "dropout": 0.0,
                 "mle_patience": 0,
                 "fresh_optimizer": False,
+                "no_repeat_ngram": 0,
             }
             saved = {**old, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)

@@ -55,7 +55,7 @@ __all__ = [
     "write_atomic",
 ]
 
-NETWORKS = ("online", "target")
+NETWORKS = ("online", "target", "average")
 
 _STEP_DIGITS = 8
 

@@ -268,13 +268,17 @@ class DQNCore:
         """Checkpoint networks, optimizers, replay, RNGs (plus ``rng_extra``) and the state."""
         return run.save_checkpoint(
             self.state.checkpoint_step,
-            network_state(self.online, self.target),
+            self.network_state(),
             extra_tensors={name: opt.state_dict() for name, opt in self.optimizers.items()},
             replay_state=self.replay.state_dict(),
             rng_state={**capture_rng_state(self.rng, self.gen), **(rng_extra or {})},
             meta={"state": self.state.to_json(), **(meta or {})},
             keep=self.cfg.keep_checkpoints,
         )
+
+    def network_state(self) -> dict[str, Any]:
+        """The networks a checkpoint stores, as one flat tensor dict."""
+        return network_state(self.online, self.target)
 
     def restore(self, checkpoint: Checkpoint) -> None:
         """Continue from ``checkpoint`` exactly (the inverse of :meth:`save`)."""

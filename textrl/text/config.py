@@ -246,6 +246,19 @@ class TextConfig(DQNConfig):
         "greedy decoding of SciTLDR's 619 dev documents takes ~20 s). Fewer is faster but noisy: "
         "200 SciTLDR documents move +-0.01-0.04 between evaluations.",
     )
+    weight_average: float = option(
+        0.0,
+        "Evaluate, and keep as best.safetensors, an exponential moving average of the DQN "
+        "phase's weights with this decay per gradient step (0.99: ~the last 100 updates; Polyak "
+        "and Juditsky 1992) instead of the online weights, which acting keeps using. 0: off.",
+    )
+    no_repeat_ngram: int = option(
+        3,
+        "Decoding of the evaluations that pick the best weights (warm start and DQN phase) and, "
+        "by default, of textrl eval and generate: greedy, never repeating a token n-gram "
+        "(trigram avoidance, Paulus et al. 2017; end-of-sequence stays legal). 0: the plain "
+        "argmax of Q. Acting in training is not constrained.",
+    )
     # DQNConfig fields with defaults tuned for text:
     total_steps: int = option(
         3_000_000,
@@ -380,7 +393,8 @@ class TextConfig(DQNConfig):
         )
         for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr", "anchor_eta"):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
-        for name in ("mle_eval_every", "mle_patience", "value_warmup_updates"):
+        check_field(self, "weight_average", 0 <= self.weight_average < 1, "a number in [0, 1)")
+        for name in ("mle_eval_every", "mle_patience", "value_warmup_updates", "no_repeat_ngram"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
         for name in (
             "mle_value_weight",

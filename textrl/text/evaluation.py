@@ -36,12 +36,15 @@ from textrl.text.config import WEIGHTS, TextConfig
 from textrl.text.decoding import TextAgent
 
 
-def greedy_scores(agent: TextAgent, env: SummarizeEnv, n_docs: int | None) -> dict[str, float]:
-    """Greedy decoding of ``env``'s first ``n_docs`` documents (all: None), scored by the libraries:
-    ``eval_<metric>`` means, ``eval_score`` (the reward) and ``eval_length`` (words)."""
+def greedy_scores(
+    agent: TextAgent, env: SummarizeEnv, n_docs: int | None, no_repeat_ngram: int = 0
+) -> dict[str, float]:
+    """Greedy decoding (without repeated ``no_repeat_ngram``-grams when > 0) of ``env``'s first
+    ``n_docs`` documents (all: None), scored by the libraries: ``eval_<metric>`` means,
+    ``eval_score`` (the reward) and ``eval_length`` (words)."""
     examples = env.examples[:n_docs]
     with torch_threads(1):
-        texts = agent.generate([e.document for e in examples])
+        texts = agent.generate([e.document for e in examples], no_repeat_ngram=no_repeat_ngram)
     scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
     values = [scorer.score(t, list(e.references)) for t, e in zip(texts, examples)]
     out = {f"eval_{m}": float(np.mean([v[m] for v in values])) for m in values[0]}
@@ -66,6 +69,9 @@ def load_text_run(
             f"{saved.get('kind', saved.get('env_id'))!r})"
         )
     saved.pop("kind")
+    # A run written before evaluation decoded without repeated n-grams (2026-12-06) was chosen
+    # by, and is evaluated with, the plain argmax.
+    saved.setdefault("no_repeat_ngram", 0)
     # Settings an older textrl wrote and this one no longer has (e.g. gym-only fields) are
     # ignored; settings it did not have take their defaults.
     known = {f.name for f in dataclasses.fields(TextConfig)}
@@ -137,9 +143,12 @@ def evaluate_run(
     baselines: bool = True,
     seed: int = 0,
     out: str | Path | None = None,
-    no_repeat_ngram: int = 0,
+    no_repeat_ngram: int | None = None,
 ) -> dict[str, Any]:
-    """Decode ``split`` with the run's policy, score it and its baselines; write the report."""
+    """Decode ``split`` with the run's policy, score it and its baselines; write the report.
+
+    ``no_repeat_ngram``: None decodes as the run's evaluations did (its config's
+    ``no_repeat_ngram``; 0 with beam search, which does not support it)."""
     for name, value, low in (
         ("limit", limit, 1),
         ("beam", beam, 1),
@@ -150,6 +159,8 @@ def evaluate_run(
         ):
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
+    if no_repeat_ngram is None:
+        no_repeat_ngram = cfg.no_repeat_ngram if beam <= 1 else 0
     examples = list(env.examples)[:limit] if limit else list(env.examples)
     documents = [e.document for e in examples]
     references = [e.references for e in examples]

@@ -41,8 +41,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from textrl.dqn.checkpoints import load_weights
-from textrl.dqn.core import DQNCore, resolve_device, torch_threads
+from textrl.dqn.checkpoints import Checkpoint, load_weights, unpack_network_state
+from textrl.dqn.core import DQNCore, polyak_update, resolve_device, torch_threads
 from textrl.dqn.episode_replay import Episode, EpisodeReplay, stack_padded
 from textrl.dqn.losses import (
     kl_anchored_q,
@@ -101,10 +101,12 @@ class TextLearner(DQNCore):
         self.pad_id = env.pad_id
         self._cpu_twin: QNetwork | None = None  # acting copy when the learner is on CUDA
         self.prior: QNetwork | None = None  # the frozen anchor of algo="anchored"
+        self.average: QNetwork | None = None  # the moving average that is evaluated
         if cfg.algo == "anchored" and not cfg.mle:
             self.set_prior()  # the network as built (or as --init-weights loaded it)
         if not cfg.mle:
             self.set_dropout(cfg.dropout)
+            self.start_average()
 
     def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
         return episode_tensors(episodes, self.pad_id, self.online.n_actions, self.device)
@@ -119,6 +121,40 @@ class TextLearner(DQNCore):
             self._cpu_twin = copy.deepcopy(self.online).to("cpu")
         self._cpu_twin.load_state_dict(self.online.state_dict())
         return self._cpu_twin
+
+    def evaluated_network(self) -> QNetwork:
+        """The network evaluations decode and ``best.safetensors`` keeps: the moving average of
+        the DQN phase's weights with ``weight_average``, else the acting network (on the CPU)."""
+        if self.average is None:
+            return self.acting_network()
+        if self.device.type == "cpu":
+            return self.average
+        return copy.deepcopy(self.average).to("cpu")
+
+    def start_average(self) -> None:
+        """Start the moving average of ``weight_average`` at the online weights (the warm
+        start, at the switch to DQN)."""
+        if self.cfg.weight_average > 0:
+            self.average = copy.deepcopy(self.online).requires_grad_(False).eval()
+
+    def network_state(self) -> dict[str, Any]:
+        state = super().network_state()
+        if self.average is not None:
+            state.update({f"average.{k}": v for k, v in self.average.state_dict().items()})
+        return state
+
+    def restore(self, checkpoint: Checkpoint) -> None:
+        super().restore(checkpoint)
+        if self.state.phase == "dqn":
+            self.start_average()
+            saved = unpack_network_state(checkpoint.model_state, "average")
+            if self.average is not None and saved:
+                self.average.load_state_dict(saved)
+
+    def update_average(self) -> None:
+        """After each DQN-phase step: average the online weights into ``average``."""
+        if self.average is not None:
+            polyak_update(self.average, self.online, 1.0 - self.cfg.weight_average)
 
     # -- warm start ---------------------------------------------------------------------------
 
@@ -159,6 +195,7 @@ class TextLearner(DQNCore):
             self.set_prior()
         self.set_dropout(self.cfg.dropout)
         self.set_lr(self.cfg.lr)
+        self.start_average()
         self.state.phase = "dqn"
 
     def set_dropout(self, p: float) -> None:
@@ -204,6 +241,7 @@ class TextLearner(DQNCore):
                 loss = loss + cfg.self_imitation * sil
             self._step(loss)
             self.update_target()
+            self.update_average()
             per_step = torch.zeros(b.valid.shape, device=self.device)
             per_step[b.valid] = td.detach().abs()
             per_step = per_step.cpu()
@@ -283,6 +321,7 @@ class TextLearner(DQNCore):
             loss = policy_gradient_loss(taken, adv, b.valid)
             self.apply_gradients(loss, "SCST loss")
             self.state.grad_steps += 1
+            self.update_average()
             return {
                 "loss": float(loss.detach()),
                 "advantage": float(adv.mean()),

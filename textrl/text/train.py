@@ -552,8 +552,8 @@ class TextTrainer:
 
     def scores(self) -> dict[str, float]:
         t0 = time.perf_counter()
-        self.agent.net = self.learner.acting_network()  # a CPU copy when learning on CUDA
-        out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs)
+        self.agent.net = self.learner.evaluated_network()  # on the CPU
+        out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs, self.cfg.no_repeat_ngram)
         trim_heap()
         self.eval_seconds = time.perf_counter() - t0
         return out
@@ -564,7 +564,7 @@ class TextTrainer:
         self.logger.log(self.state.env_steps, ev)
         if ev["eval_score"] > self.state.best_eval:
             self.state.best_eval = ev["eval_score"]
-            save_weights(self.learner.online, self.run_dir.path / "best.safetensors")
+            save_weights(self.agent.net, self.run_dir.path / "best.safetensors")
         return ev
 
     @property
