@@ -285,7 +285,15 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         new = TextConfig(data=str(tiny_data), self_imitation=1.0)
         saved = {"kind": "text", **dataclasses.asdict(new)}
         if drop:  # written before --algo (and so before --self-imitation and --dropout)
-            for key in ("algo", "self_imitation", "dropout", "fresh_optimizer", "no_repeat_ngram"):
+            for key in (
+                "algo",
+                "self_imitation",
+                "dropout",
+                "fresh_optimizer",
+                "no_repeat_ngram",
+                "weight_average",
+                "reward_oracle",
+            ):
                 del saved[key]
         (run / "config.json").write_text(json.dumps(saved))
         assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
@@ -293,6 +301,8 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         assert seen["cfg"].self_imitation == (0.0 if drop else 1.0), name
         assert seen["cfg"].fresh_optimizer is not drop, name
         assert seen["cfg"].no_repeat_ngram == (0 if drop else 3), name
+        assert seen["cfg"].weight_average == (0.0 if drop else 0.99), name
+        assert seen["cfg"].reward_oracle is not drop, name
 
 
 def test_scst_with_several_samples_uses_the_other_samples_as_baseline(

@@ -583,7 +583,9 @@ def test_reward_oracle_rewards_against_the_oracle_sentence_too(
 ) -> None:
     cfg = TextConfig(data=str(tiny_data), reward_oracle=True, **TINY)
     trainer = TextTrainer(cfg, tmp_path / "run")
-    plain = TextTrainer(TextConfig(data=str(tiny_data), **TINY), tmp_path / "plain")
+    plain = TextTrainer(
+        TextConfig(data=str(tiny_data), reward_oracle=False, **TINY), tmp_path / "plain"
+    )
     data = plain.actor.envs[0].examples
     for env in trainer.actor.envs:  # every acting environment: the data's references + oracle
         assert len(env.examples) == len(data)
@@ -675,7 +677,9 @@ def test_the_weight_average_is_evaluated_checkpointed_and_resumed(
     learner.update_average()
     for name, _ in learner.online.named_parameters():
         assert torch.allclose(learner.average.state_dict()[name], before[name] + 0.25), name
-    off = TextLearner(TextConfig(data=str(tiny_data), **{**TINY, "mle": False}), env)
+    off = TextLearner(
+        TextConfig(data=str(tiny_data), weight_average=0.0, **{**TINY, "mle": False}), env
+    )
     assert off.average is None and off.evaluated_network() is off.online
 
     cfg = TextConfig(data=str(tiny_data), weight_average=0.75, **{**TINY, "total_steps": 400})

@@ -129,13 +129,16 @@ def cmd_train(args: argparse.Namespace) -> int:
             # Nor one written before self-imitation and dropout were defaults (11-24 to 12-06).
             # Nor one written before early stopping ended the warm start, before the DQN
             # phase started with a fresh optimizer, or before evaluations decoded without
-            # repeated n-grams.
+            # repeated n-grams and averaged weights, or before rewards counted the oracle
+            # sentence.
             old = {
                 "self_imitation": 0.0,
                 "dropout": 0.0,
                 "mle_patience": 0,
                 "fresh_optimizer": False,
                 "no_repeat_ngram": 0,
+                "weight_average": 0.0,
+                "reward_oracle": False,
             }
             saved = {**old, **saved}
         cfg = resolve_config(TextConfig, args, saved=saved)
