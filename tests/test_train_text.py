@@ -699,5 +699,9 @@ def test_the_weight_average_is_evaluated_checkpointed_and_resumed(
         k[len("average.") :]: v for k, v in a.model_state.items() if k.startswith("average.")
     }
     assert any(not torch.equal(online[k], average[k]) for k in online)  # it lags the online weights
+    from textrl.text.evaluation import load_text_run
+
+    _, _, final = load_text_run(tmp_path / "full", "final", split=None)  # what was evaluated
+    assert all(torch.equal(v, average[k]) for k, v in final.net.state_dict().items())
     with pytest.raises(ValueError, match=r"weight_average: expected a number in \[0, 1\)"):
         TextConfig(weight_average=1.0)

@@ -40,7 +40,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--weights",
         default="best",
         choices=WEIGHTS,
-        help="best on the eval split during training, the last checkpoint, or the MLE warm start",
+        help="best on the eval split during training, the last checkpoint (its moving average "
+        "of the weights when the run keeps one), or the MLE warm start",
     )
     ev.add_argument(
         "--no-repeat-ngram",

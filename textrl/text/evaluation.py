@@ -90,7 +90,10 @@ def load_text_run(
         ckpt = run.load_latest()
         if ckpt is None:
             raise FileNotFoundError(f"run: no checkpoint in {str(run_dir)!r}")
-        state = unpack_network_state(ckpt.model_state, "online")
+        # the weights its evaluations decode: the moving average when the run keeps one
+        state = unpack_network_state(ckpt.model_state, "average") or unpack_network_state(
+            ckpt.model_state, "online"
+        )
     else:
         path = run.path / f"{weights}.safetensors"
         if not path.is_file():
