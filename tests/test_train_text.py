@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from textrl.cli import main
 from textrl.dqn.checkpoints import RunDir
 from textrl.scoring.sentence import SentenceScorer
 from textrl.text.build import apply_init_encoder, make_env
@@ -648,6 +649,10 @@ def test_evaluations_decode_without_repeated_ngrams_as_configured(
     seen.clear()
     report = evaluate_run(tmp_path / "run", split="validation", limit=4, beam=2, baselines=False)
     assert seen == [0] and report["decoding"] == "beam-2"  # beam search has no such constraint
+    seen.clear()
+    assert main(["generate", str(tmp_path / "run"), "The council met on Monday."]) == 0
+    assert main(["generate", str(tmp_path / "run"), "The council met.", "--beam", "2"]) == 0
+    assert seen == [2, 0]  # textrl generate decodes as textrl eval does
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     del config["no_repeat_ngram"]
     (tmp_path / "run" / "config.json").write_text(json.dumps(config))

@@ -122,15 +122,13 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from textrl.text.evaluation import load_text_run
+    from textrl.text.evaluation import load_text_run, run_no_repeat_ngram
 
     document = sys.stdin.read() if args.document == "-" else args.document
     if not document.strip():
         raise ValueError("document: expected non-empty text")
     cfg, env, agent = load_text_run(args.run_dir, args.weights, split=None)
-    no_repeat = args.no_repeat_ngram
-    if no_repeat is None:  # as the run's evaluations decoded (beam search: not supported)
-        no_repeat = cfg.no_repeat_ngram if args.beam <= 1 else 0
+    no_repeat = run_no_repeat_ngram(cfg, args.no_repeat_ngram, args.beam)
     source, _ = env.source_and_mask(document.strip())
     known = [int(t) for t in source if int(t) != env.tokenizer.unk_id]
     if not env.tokenizer.decode(known).strip():  # only unknown characters (and spaces)

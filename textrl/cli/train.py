@@ -18,7 +18,7 @@ from typing import Any
 from textrl.cli.options import add_config_arguments, field_names, resolve_config
 from textrl.dqn.checkpoints import RunDir
 from textrl.dqn.config import PRESETS, DQNConfig, GymConfig, preset_for
-from textrl.text.config import TextConfig
+from textrl.text.config import TextConfig, with_old_defaults
 
 TRAIN_HELP = """\
 Train a DQN agent. Without --env: the text agent on the built-in corpus (about 10 minutes on 2
@@ -121,26 +121,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         from textrl.text.train import train_text
 
-        if saved is not None and "algo" not in saved:
-            # A run written before --algo existed fine-tunes as it did then, not by the new
-            # default.
-            saved = {**saved, "algo": "dqfd"}
         if saved is not None:
-            # Nor one written before self-imitation and dropout were defaults (11-24 to 12-06).
-            # Nor one written before early stopping ended the warm start, before the DQN
-            # phase started with a fresh optimizer, or before evaluations decoded without
-            # repeated n-grams and averaged weights, or before rewards counted the oracle
-            # sentence.
-            old = {
-                "self_imitation": 0.0,
-                "dropout": 0.0,
-                "mle_patience": 0,
-                "fresh_optimizer": False,
-                "no_repeat_ngram": 0,
-                "weight_average": 0.0,
-                "reward_oracle": False,
-            }
-            saved = {**old, **saved}
+            saved = with_old_defaults(saved)
         cfg = resolve_config(TextConfig, args, saved=saved)
         out = Path(args.out or Path("runs") / time.strftime("%Y%m%d-%H%M%S"))
         print(f"textrl train: {cfg.data} -> {out}")

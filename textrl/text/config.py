@@ -8,14 +8,32 @@ demonstration settings, with defaults that train on the built-in corpus in about
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from textrl.dqn.config import DQNConfig, check_field, option
 
-__all__ = ["WEIGHTS", "TextConfig"]
+__all__ = ["SAVED_BEFORE", "WEIGHTS", "TextConfig", "with_old_defaults"]
 
 WEIGHTS = ("best", "final", "mle")
 """Saved weights of a text run: best on the eval split, the last checkpoint, the warm start."""
+
+SAVED_BEFORE: dict[str, Any] = {
+    "algo": "dqfd",  # before --algo: the DQfD-style phase (2026-11-23)
+    "self_imitation": 0.0,  # before self-imitation and dropout were defaults (11-24 to 12-06)
+    "dropout": 0.0,
+    "mle_patience": 0,  # before early stopping ended the warm start (12-06)
+    "fresh_optimizer": False,  # before the DQN phase started with fresh Adam moments (12-06)
+    "no_repeat_ngram": 0,  # before evaluations decoded without repeated 3-grams (12-06)
+    "weight_average": 0.0,  # before evaluations decoded averaged weights (12-06)
+    "reward_oracle": False,  # before rewards counted the oracle sentence (12-06)
+}
+"""What a text run's ``config.json`` written before each setting existed ran with."""
+
+
+def with_old_defaults(saved: dict[str, Any]) -> dict[str, Any]:
+    """``saved`` (a run's ``config.json``) with :data:`SAVED_BEFORE` for the settings it lacks:
+    an old run resumes, and is evaluated, as it was trained, not by today's defaults."""
+    return {**SAVED_BEFORE, **saved}
 
 
 @dataclass

@@ -32,7 +32,7 @@ from textrl.dqn.core import torch_threads
 from textrl.envs.summarize import SummarizeEnv
 from textrl.scoring.sentence import MetricConfig, SentenceScorer, split_sentences
 from textrl.text.build import build_network, make_env
-from textrl.text.config import WEIGHTS, TextConfig
+from textrl.text.config import WEIGHTS, TextConfig, with_old_defaults
 from textrl.text.decoding import TextAgent
 
 
@@ -53,6 +53,14 @@ def greedy_scores(
     return out
 
 
+def run_no_repeat_ngram(cfg: TextConfig, no_repeat_ngram: int | None, beam: int) -> int:
+    """``no_repeat_ngram`` when given, else as the run's evaluations decoded: its config's
+    value, 0 with beam search (which does not support it)."""
+    if no_repeat_ngram is not None:
+        return no_repeat_ngram
+    return cfg.no_repeat_ngram if beam <= 1 else 0
+
+
 def load_text_run(
     run_dir: str | Path, weights: str = "best", data: str | None = None, split: str | None = "test"
 ) -> tuple[TextConfig, SummarizeEnv, TextAgent]:
@@ -69,9 +77,9 @@ def load_text_run(
             f"{saved.get('kind', saved.get('env_id'))!r})"
         )
     saved.pop("kind")
-    # A run written before evaluation decoded without repeated n-grams (2026-12-06) was chosen
-    # by, and is evaluated with, the plain argmax.
-    saved.setdefault("no_repeat_ngram", 0)
+    # e.g. a run written before evaluations decoded without repeated n-grams (2026-12-06) was
+    # chosen by, and is evaluated with, the plain argmax
+    saved = with_old_defaults(saved)
     # Settings an older textrl wrote and this one no longer has (e.g. gym-only fields) are
     # ignored; settings it did not have take their defaults.
     known = {f.name for f in dataclasses.fields(TextConfig)}
@@ -162,8 +170,7 @@ def evaluate_run(
         ):
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
-    if no_repeat_ngram is None:
-        no_repeat_ngram = cfg.no_repeat_ngram if beam <= 1 else 0
+    no_repeat_ngram = run_no_repeat_ngram(cfg, no_repeat_ngram, beam)
     examples = list(env.examples)[:limit] if limit else list(env.examples)
     documents = [e.document for e in examples]
     references = [e.references for e in examples]
