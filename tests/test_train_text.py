@@ -389,6 +389,20 @@ def test_cli_train_eval_generate(tiny_data: Path, tmp_path: Path) -> None:
         paired = report["agent_vs_mle"]["metrics_max_ref"]["rouge1"]
         assert paired["ci"][0] <= paired["difference"] <= paired["ci"][1]
         assert "agent minus its MLE warm start" in markdown
+    # --against: the same paired test against another run's weights; against the run's own
+    # warm start it must reproduce agent_vs_mle exactly
+    p = run_cli(
+        "eval", "run", "--against", "run", "--against-weights", "mle", "--out", "vs.json",
+        cwd=tmp_path,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr
+    vs = json.loads((tmp_path / "vs.json").read_text())
+    assert vs["agent_vs_against"] == report["agent_vs_mle"]
+    assert vs["against"]["metrics_max_ref"] == report["baselines"]["mle"]["metrics_max_ref"]
+    assert vs["against"]["run"] == "run" and vs["against"]["weights"] == "mle"
+    assert "| against (run) |" in (tmp_path / "vs.md").read_text()
+    p = run_cli("eval", "run", "--against", "missing-run", cwd=tmp_path)
+    assert p.returncode == 2 and "no config.json" in p.stderr
     p = run_cli(
         "generate", "run", "The council approved a new bridge in Faby on Monday.", cwd=tmp_path
     )
@@ -464,6 +478,14 @@ def test_report_markdown_shows_the_paired_comparison() -> None:
     }
     text = report_markdown(report)
     assert "| multi-max | rouge1 | +" in text and "50 resamples" in text
+    assert "| against (" not in text and "agent minus runs" not in text
+    other = {"run": "runs/scst", "weights": "best", "metrics": {"rouge1": 40.0}}
+    text = report_markdown({**report, "against": other, "agent_vs_against": paired})
+    assert "| against (runs/scst) | 40.00 |" in text
+    assert "## agent minus the best weights of runs/scst (paired bootstrap, 50 resamples)" in text
+    assert "| first reference | rouge1 | +" in text.split("best weights of runs/scst")[1]
+    text = report_markdown({**report, "against": other, "agent_vs_against": {"identical": True}})
+    assert "identical to those of the best weights of runs/scst." in text
 
 
 # --------------------------------------------------------------------------------------------

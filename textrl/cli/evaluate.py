@@ -51,6 +51,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="greedy decoding never repeats a token N-gram (0: plain argmax of Q; default: as "
         "the run's evaluations decoded, its config's no_repeat_ngram)",
     )
+    ev.add_argument(
+        "--against",
+        default=None,
+        metavar="OTHER_RUN",
+        help="also decode the documents with another text run and report a paired bootstrap "
+        "of this run minus it (e.g. DQN against SCST from the same warm start)",
+    )
+    ev.add_argument(
+        "--against-weights",
+        default="best",
+        choices=WEIGHTS,
+        help="which weights of --against to decode (default: best)",
+    )
     ev.add_argument("--limit", type=positive_int, default=None, help="first N documents only")
     ev.add_argument("--no-baselines", action="store_true", help="skip the baselines")
     ev.add_argument("--episodes", type=positive_int, default=20, help="episodes (--env runs)")
@@ -87,6 +100,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 def cmd_eval(args: argparse.Namespace) -> int:
     saved = RunDir(args.run_dir).load_config()
     if saved.get("kind") == "gym" or "env_id" in saved:
+        if args.against is not None:
+            raise ValueError(f"--against: compares text runs; {args.run_dir!r} is an --env run")
         from textrl.dqn.train_gym import evaluate_gym
 
         epsilon = saved.get("eval_epsilon", 0.0) if args.epsilon is None else args.epsilon
@@ -114,6 +129,8 @@ def cmd_eval(args: argparse.Namespace) -> int:
         seed=args.seed,
         out=args.out,
         no_repeat_ngram=args.no_repeat_ngram,
+        against=args.against,
+        against_weights=args.against_weights,
     )
     print(report_markdown(report))
     if args.out:

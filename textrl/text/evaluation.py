@@ -15,6 +15,11 @@ the best reference per document (``metrics_max_ref``). Baselines on the same doc
 - ``mle``: the run's warm-start weights (``mle.safetensors``), decoded like the agent; the
   report's ``agent_vs_mle`` is a paired bootstrap of the agent against it (difference, 95%
   interval, p-value per metric and protocol): whether the DQN phase improved on its warm start.
+
+``against=OTHER_RUN`` decodes the same documents with another run's weights (its own decoding
+rule unless ``no_repeat_ngram`` is given), reports its scores as ``against`` and the same paired
+bootstrap of this run against it as ``agent_vs_against`` (e.g. DQN against SCST from the same
+warm start).
 """
 
 from __future__ import annotations
@@ -144,6 +149,35 @@ def _blocks(
     return {k: d[k] for k in ("metrics", "metrics_max_ref", "signatures", "n_empty_predictions")}
 
 
+def _decoding(beam: int, no_repeat_ngram: int) -> str:
+    return ("greedy" if beam <= 1 else f"beam-{beam}") + (
+        f", no-repeat-{no_repeat_ngram}-gram" if no_repeat_ngram else ""
+    )
+
+
+def _paired(
+    baseline: list[str],
+    predictions: list[str],
+    references: list[tuple[str, ...]],
+    config: MetricConfig,
+    seed: int,
+) -> dict[str, Any]:
+    """Paired bootstrap of ``predictions`` minus ``baseline`` on the same documents (R-1/2/L,
+    BLEU; both protocols), or ``{"identical": True}`` when the two decoded the same texts."""
+    from textrl.scoring import paired_comparison
+
+    if baseline == predictions:  # (sacrebleu's test would say p = 1/(n+1) here)
+        return {"identical": True}
+    return paired_comparison(
+        baseline,
+        predictions,
+        [list(r) for r in references],
+        config=config,
+        metrics=("rouge1", "rouge2", "rougeL", "bleu"),
+        seed=seed,
+    ).to_dict()
+
+
 def evaluate_run(
     run_dir: str | Path,
     data: str | None = None,
@@ -155,11 +189,15 @@ def evaluate_run(
     seed: int = 0,
     out: str | Path | None = None,
     no_repeat_ngram: int | None = None,
+    against: str | Path | None = None,
+    against_weights: str = "best",
 ) -> dict[str, Any]:
     """Decode ``split`` with the run's policy, score it and its baselines; write the report.
 
     ``no_repeat_ngram``: None decodes as the run's evaluations did (its config's
-    ``no_repeat_ngram``; 0 with beam search, which does not support it)."""
+    ``no_repeat_ngram``; 0 with beam search, which does not support it). ``against``: another
+    text run, decoded on the same documents with its ``against_weights`` and compared to this
+    one by a paired bootstrap (``agent_vs_against``: agent minus it)."""
     for name, value, low in (
         ("limit", limit, 1),
         ("beam", beam, 1),
@@ -170,6 +208,10 @@ def evaluate_run(
         ):
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
+    other: tuple[TextAgent, int] | None = None
+    if against is not None:  # loaded before the long decoding: a wrong path fails at once
+        other_cfg, _, other_agent = load_text_run(against, against_weights, split=None)
+        other = (other_agent, run_no_repeat_ngram(other_cfg, no_repeat_ngram, beam))
     no_repeat_ngram = run_no_repeat_ngram(cfg, no_repeat_ngram, beam)
     examples = list(env.examples)[:limit] if limit else list(env.examples)
     documents = [e.document for e in examples]
@@ -181,8 +223,7 @@ def evaluate_run(
         "weights": weights,
         "data": cfg.data,
         "split": split,
-        "decoding": ("greedy" if beam <= 1 else f"beam-{beam}")
-        + (f", no-repeat-{no_repeat_ngram}-gram" if no_repeat_ngram else ""),
+        "decoding": _decoding(beam, no_repeat_ngram),
         "n_documents": len(examples),
         **_blocks(predictions, references, config),
         "baselines": {},
@@ -197,19 +238,17 @@ def evaluate_run(
             mle_texts = mle_agent.generate(documents, beam=beam, no_repeat_ngram=no_repeat_ngram)
             report["baselines"]["mle"] = _blocks(mle_texts, references, config)
             # Did the DQN phase improve on its own warm start? A paired bootstrap says how sure.
-            from textrl.scoring import paired_comparison
-
-            if mle_texts == predictions:  # (sacrebleu's test would say p = 1/(n+1) here)
-                report["agent_vs_mle"] = {"identical": True}
-            else:
-                report["agent_vs_mle"] = paired_comparison(
-                    mle_texts,
-                    predictions,
-                    [list(r) for r in references],
-                    config=config,
-                    metrics=("rouge1", "rouge2", "rougeL", "bleu"),
-                    seed=seed,
-                ).to_dict()
+            report["agent_vs_mle"] = _paired(mle_texts, predictions, references, config, seed)
+    if other is not None:
+        other_agent, other_no_repeat = other
+        other_texts = other_agent.generate(documents, beam=beam, no_repeat_ngram=other_no_repeat)
+        report["against"] = {
+            "run": str(against),
+            "weights": against_weights,
+            "decoding": _decoding(beam, other_no_repeat),
+            **_blocks(other_texts, references, config),
+        }
+        report["agent_vs_against"] = _paired(other_texts, predictions, references, config, seed)
     report["examples"] = [
         {"document": d[:300], "prediction": p, "references": list(r)}
         for d, p, r in zip(documents[:5], predictions[:5], references[:5])
@@ -241,6 +280,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             "|---|" + "---|" * len(cols),
         ]
         rows = [("agent", report)] + list(report.get("baselines", {}).items())
+        if "against" in report:
+            rows.append((f"against ({report['against']['run']})", report["against"]))
         for name, r in rows:
             vals = r.get(block, {})
             lines.append(
@@ -249,29 +290,41 @@ def report_markdown(report: dict[str, Any]) -> str:
                 + " |"
             )
         lines.append("")
-    paired = report.get("agent_vs_mle")
-    if paired and paired.get("identical"):
-        lines += [
-            "The agent's outputs are identical to its MLE warm start's (e.g. the best "
-            "weights are the warm start's).",
-            "",
-        ]
-    elif paired:
-        lines += [
-            "## agent minus its MLE warm start (paired bootstrap, "
-            f"{paired['n_samples']} resamples)",
-            "",
-            "| protocol | metric | agent − mle | 95% CI | p |",
-            "|---|---|---:|---|---:|",
-        ]
-        for block, name in (("metrics", "first reference"), ("metrics_max_ref", "multi-max")):
-            for metric, c in paired[block].items():
-                lines.append(
-                    f"| {name} | {metric} | {c['difference']:+.2f} | "
-                    f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p_value']:.3f} |"
-                )
-        lines.append("")
+    sections = [
+        (
+            "agent_vs_mle",
+            "its MLE warm start",
+            "mle",
+            "its MLE warm start's (e.g. the best weights are the warm start's)",
+        )
+    ]
+    if "against" in report:
+        other = f"the {report['against']['weights']} weights of {report['against']['run']}"
+        sections.append(("agent_vs_against", other, "against", "those of " + other))
+    for key, title, column, owner in sections:
+        lines += _paired_markdown(report.get(key), title, column, owner)
     sig = report.get("signatures")
     if sig:
         lines += ["Signatures: " + "; ".join(f"{k}: {v}" for k, v in sig.items()), ""]
     return "\n".join(lines)
+
+
+def _paired_markdown(paired: dict[str, Any] | None, title: str, column: str, owner: str) -> list:
+    """The report's section for one paired comparison (none when it was not made)."""
+    if not paired:
+        return []
+    if paired.get("identical"):
+        return [f"The agent's outputs are identical to {owner}.", ""]
+    lines = [
+        f"## agent minus {title} (paired bootstrap, {paired['n_samples']} resamples)",
+        "",
+        f"| protocol | metric | agent − {column} | 95% CI | p |",
+        "|---|---|---:|---|---:|",
+    ]
+    for block, name in (("metrics", "first reference"), ("metrics_max_ref", "multi-max")):
+        for metric, c in paired[block].items():
+            lines.append(
+                f"| {name} | {metric} | {c['difference']:+.2f} | "
+                f"[{c['ci'][0]:+.2f}, {c['ci'][1]:+.2f}] | {c['p_value']:.3f} |"
+            )
+    return lines + [""]
