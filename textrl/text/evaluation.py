@@ -82,8 +82,8 @@ def load_text_run(
             f"{saved.get('kind', saved.get('env_id'))!r})"
         )
     saved.pop("kind")
-    # e.g. a run written before evaluations decoded without repeated n-grams (2026-12-06) was
-    # chosen by, and is evaluated with, the plain argmax
+    # Settings the run folder predates take the values it ran with, not today's defaults: a run
+    # saved before 2026-12-06 chose its best weights by, and is evaluated with, the plain argmax.
     saved = with_old_defaults(saved)
     # Settings an older textrl wrote and this one no longer has (e.g. gym-only fields) are
     # ignored; settings it did not have take their defaults.
