@@ -672,6 +672,9 @@ def test_evaluations_decode_without_repeated_ngrams_as_configured(
     report = evaluate_run(tmp_path / "run", split="validation", limit=4, beam=2, baselines=False)
     assert seen == [0] and report["decoding"] == "beam-2"  # beam search has no such constraint
     seen.clear()
+    with pytest.raises(ValueError, match="against_weights: expected one of"):
+        evaluate_run(tmp_path / "run", against=tmp_path / "run", against_weights="last")
+    assert not seen  # refused before any decoding
     assert main(["generate", str(tmp_path / "run"), "The council met on Monday."]) == 0
     assert main(["generate", str(tmp_path / "run"), "The council met.", "--beam", "2"]) == 0
     assert seen == [2, 0]  # textrl generate decodes as textrl eval does

@@ -207,6 +207,8 @@ def evaluate_run(
             isinstance(value, bool) or not isinstance(value, int) or value < low
         ):
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if against is not None and against_weights not in WEIGHTS:
+        raise ValueError(f"against_weights: expected one of {WEIGHTS}, got {against_weights!r}")
     cfg, env, agent = load_text_run(run_dir, weights, data, split)
     other: tuple[TextAgent, int] | None = None
     if against is not None:  # loaded before the long decoding: a wrong path fails at once
