@@ -311,7 +311,9 @@ def report_markdown(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _paired_markdown(paired: dict[str, Any] | None, title: str, column: str, owner: str) -> list:
+def _paired_markdown(
+    paired: dict[str, Any] | None, title: str, column: str, owner: str
+) -> list[str]:
     """The report's section for one paired comparison (none when it was not made)."""
     if not paired:
         return []
