@@ -46,6 +46,24 @@ def test_sum_tree_updates_and_stratification() -> None:
         SumTree(3).sample(2, np.random.default_rng(0))
 
 
+def test_sum_tree_grow_keeps_every_sum_minimum_and_sample() -> None:
+    rng = np.random.default_rng(0)
+    prios = rng.random(7) * (rng.random(7) > 0.3)
+    small, big = SumTree(7), SumTree(100)
+    small.update(np.arange(7), prios)
+    big.update(np.arange(7), prios)
+    small.grow(100)
+    assert small.capacity == 100 and np.array_equal(small.leaves(), big.leaves())
+    assert small.total == big.total and small.min == big.min
+    a, pa = small.sample(50, np.random.default_rng(1))
+    b, pb = big.sample(50, np.random.default_rng(1))
+    assert np.array_equal(a, b) and np.array_equal(pa, pb)
+    small.update(99, 5.0)  # the new leaves are usable
+    assert small.total == pytest.approx(prios.sum() + 5.0)
+    with pytest.raises(ValueError, match="shrink"):
+        small.grow(10)
+
+
 # --------------------------------------------------------------------------------------------
 # n-step arithmetic (hand-computed, gamma = 0.5, rewards 1, 2, 3, 4)
 
@@ -304,6 +322,48 @@ def test_episode_replay_state_dict_round_trip() -> None:
     b = clone.sample_episodes(16, np.random.default_rng(3))
     assert np.array_equal(a.episode_ids, b.episode_ids) and np.allclose(a.weights, b.weights)
     assert clone.add([1], [1], [1], [1.0], True) == replay.next_id
+
+
+def _churn(replay: EpisodeReplay, n: int, seed: int = 0) -> list[int]:
+    """Add ``n`` episodes of random lengths (evicting old ones); returns the slots they got."""
+    rng = np.random.default_rng(seed)
+    got = []
+    for _ in range(n):
+        eid = _add(replay, int(rng.integers(1, 6)), demo=bool(rng.random() < 0.2))
+        got.append(replay.slot[eid])
+    return got
+
+
+def test_episode_replay_grows_its_tree_and_samples_as_a_full_size_one(monkeypatch) -> None:
+    """A store with a large capacity (the text learner keeps 10M demonstrations) starts small and
+    doubles; slots, samples and weights are exactly those of a tree allocated at full size."""
+    small = EpisodeReplay(capacity=3000, demo_capacity=200_000)
+    assert small.tree.capacity == 1024 and len(small.state_dict()["arrays"]["free_slots"]) == 0
+    monkeypatch.setattr("textrl.dqn.episode_replay._INITIAL_SLOTS", 1 << 30)
+    full = EpisodeReplay(capacity=3000, demo_capacity=200_000)
+    assert full.tree.capacity == 203_000
+    assert _churn(small, 2500) == _churn(full, 2500)  # eviction gives slots back in both
+    assert 1024 < small.tree.capacity < 10_000
+    a = small.sample_episodes(64, np.random.default_rng(2), beta=0.5)
+    b = full.sample_episodes(64, np.random.default_rng(2), beta=0.5)
+    assert np.array_equal(a.episode_ids, b.episode_ids) and np.array_equal(a.weights, b.weights)
+
+
+def test_episode_replay_loads_a_checkpoint_with_the_whole_free_list() -> None:
+    """Checkpoints written before the tree could grow list every free slot (never-used ones
+    first, descending); loading one must hand out slots in the order the old code would."""
+    replay = EpisodeReplay(capacity=40, demo_capacity=10)
+    _churn(replay, 60)
+    state = replay.state_dict()
+    meta = dict(state["meta"])
+    fresh = meta.pop("fresh_slots_from")
+    assert 0 < fresh < 50 and len(state["arrays"]["free_slots"]) > 0  # both kinds present
+    old_list = np.concatenate([np.arange(49, fresh - 1, -1), state["arrays"]["free_slots"]])
+    old = {"arrays": {**state["arrays"], "free_slots": old_list}, "meta": meta}
+    clone = EpisodeReplay(1)
+    clone.load_state_dict(old)
+    assert clone.slot == replay.slot
+    assert _churn(clone, 30, seed=5) == _churn(replay, 30, seed=5)
 
 
 @pytest.mark.parametrize("prioritized", [True, False])

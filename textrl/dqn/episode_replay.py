@@ -19,6 +19,23 @@ from textrl.dqn.sum_tree import SumTree, importance_weights
 __all__ = ["Episode", "EpisodeBatch", "EpisodeReplay", "nstep_arrays", "stack_padded"]
 
 
+_INITIAL_SLOTS = 1024  # the episode replay's first tree size; it doubles when full
+
+
+def _free_slots(free: np.ndarray, meta: dict[str, Any], max_slots: int) -> tuple[list[int], int]:
+    """A checkpoint's free slots as (given-back slots, first never-used slot).
+
+    Checkpoints written before the tree could grow hold the whole free list: the never-used
+    slots ``max_slots - 1, ..., m`` (popped from the end, so ``m`` first) followed by the
+    given-back ones. Either way the slots are reused in the same order.
+    """
+    if "fresh_slots_from" in meta:
+        return free.tolist(), int(meta["fresh_slots_from"])
+    run = free == max_slots - 1 - np.arange(len(free))
+    k = len(free) if run.all() else int(np.argmin(run))  # length of the never-used prefix
+    return free[k:].tolist(), max_slots - k
+
+
 def nstep_arrays(
     rewards: np.ndarray, terminated: bool, gamma: float, n: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -115,8 +132,12 @@ class EpisodeReplay:
         self.prioritized, self.alpha = prioritized, float(alpha)
         self.eps, self.demo_bonus = float(eps), float(demo_bonus)
         self.demos_in_batch = bool(demos_in_batch)
-        # Every episode has >= 1 step, so capacity + demo_capacity slots always suffice.
-        self.tree = SumTree(self.capacity + self.demo_capacity)
+        # Every episode has >= 1 step, so capacity + demo_capacity slots always suffice. The tree
+        # starts small and doubles as episodes arrive: the text learner's demonstration store is
+        # "unbounded" (10M), and a full-size tree, slot table and free list cost ~1 GB of memory
+        # and 80 MB in every checkpoint for a store that holds a few thousand episodes.
+        self.max_slots = self.capacity + self.demo_capacity
+        self.tree = SumTree(min(self.max_slots, _INITIAL_SLOTS))
         self.episodes: dict[int, Episode] = {}
         self.slot: dict[int, int] = {}
         self._slot_id = np.full(self.tree.capacity, -1, dtype=np.int64)  # slot -> episode id
@@ -125,7 +146,10 @@ class EpisodeReplay:
             False: OrderedDict(),
             True: OrderedDict(),
         }  # id -> length
-        self._free = list(range(self.tree.capacity - 1, -1, -1))
+        # Free slots: the ones evicted episodes gave back (reused last-in first-out), then the
+        # never-used ones from ``_fresh`` upwards.
+        self._free: list[int] = []
+        self._fresh = 0
         self.transitions = {False: 0, True: 0}  # agent, demo
         self.next_id = 0
         self.max_td = 1.0
@@ -180,7 +204,7 @@ class EpisodeReplay:
         while self.transitions[ep.is_demo] + T > limit:
             self._evict(next(iter(self._order[ep.is_demo])))
         eid, self.next_id = self.next_id, self.next_id + 1
-        slot = self._free.pop()
+        slot = self._take_slot()
         self.episodes[eid], self.slot[eid], self.td_max[eid] = ep, slot, self.max_td
         self._slot_id[slot] = eid
         self._order[ep.is_demo][eid] = T
@@ -191,6 +215,18 @@ class EpisodeReplay:
     def add_episode(self, episode: Episode) -> int:
         """Store an :class:`Episode` (as :meth:`add`); returns its id."""
         return self.add(*episode)
+
+    def _take_slot(self) -> int:
+        if self._free:
+            return self._free.pop()
+        slot, self._fresh = self._fresh, self._fresh + 1
+        if slot >= self.tree.capacity:  # cannot pass max_slots: every episode has >= 1 step
+            size = min(2 * self.tree.capacity, self.max_slots)
+            self.tree.grow(size)
+            grown = np.full(size, -1, dtype=np.int64)
+            grown[: len(self._slot_id)] = self._slot_id
+            self._slot_id = grown
+        return slot
 
     def _evict(self, eid: int) -> None:
         ep = self.episodes.pop(eid)
@@ -250,7 +286,7 @@ class EpisodeReplay:
             "is_demo": np.asarray([e.is_demo for e in eps], dtype=bool),
             "td_max": np.asarray([self.td_max[i] for i in ids], dtype=np.float64),
             "slots": np.asarray([self.slot[i] for i in ids], dtype=np.int64),
-            "free_slots": np.asarray(self._free, dtype=np.int64),
+            "free_slots": np.asarray(self._free, dtype=np.int64),  # given back, LIFO
             "has_allowed": np.asarray([e.allowed is not None for e in eps], dtype=bool),
         }
         for name, dtype in (
@@ -275,6 +311,7 @@ class EpisodeReplay:
             "demo_bonus": self.demo_bonus,
             "demos_in_batch": self.demos_in_batch,
             "next_id": self.next_id,
+            "fresh_slots_from": self._fresh,
             "max_td": self.max_td,
         }
         return {"arrays": arrays, "meta": meta}
@@ -297,7 +334,11 @@ class EpisodeReplay:
             else []
             for name in ("source", "tokens", "actions", "rewards", "allowed")
         }
-        self._free = a["free_slots"].tolist()
+        self._free, self._fresh = _free_slots(a["free_slots"], meta, self.max_slots)
+        while self._fresh > self.tree.capacity:  # the slots already handed out must exist
+            self.tree.grow(min(2 * self.tree.capacity, self.max_slots))
+        if len(self._slot_id) < self.tree.capacity:
+            self._slot_id = np.full(self.tree.capacity, -1, dtype=np.int64)
         for i, eid in enumerate(a["ids"].tolist()):
             ep = Episode(
                 split["source"][i],

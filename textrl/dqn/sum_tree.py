@@ -87,6 +87,31 @@ class SumTree:
             node = np.where(go_right, left + 1, left)
         return node - self._leaves, self._sum[node]
 
+    def grow(self, capacity: int) -> None:
+        """Enlarge to ``capacity`` leaves in place; new leaves are empty (priority 0).
+
+        Leaves keep their indices, and a wider tree only pads with zeros, so every sum, minimum
+        and sample stays exactly what the smaller tree gave.
+        """
+        if capacity < self.capacity:
+            raise ValueError(f"SumTree.grow: cannot shrink from {self.capacity} to {capacity}")
+        leaves = 1 << (int(capacity) - 1).bit_length()
+        if leaves > self._leaves:
+            old_sum = self._sum[self._leaves : 2 * self._leaves]
+            old_min = self._min[self._leaves : 2 * self._leaves]
+            self._sum = np.zeros(2 * leaves, dtype=np.float64)
+            self._min = np.full(2 * leaves, np.inf, dtype=np.float64)
+            self._sum[leaves : leaves + len(old_sum)] = old_sum
+            self._min[leaves : leaves + len(old_min)] = old_min
+            self._leaves, self._depth = leaves, leaves.bit_length() - 1
+            lo, hi = leaves // 2, leaves  # parents level by level, bottom up
+            while lo >= 1:
+                nodes = np.arange(lo, hi)
+                self._sum[nodes] = self._sum[2 * nodes] + self._sum[2 * nodes + 1]
+                self._min[nodes] = np.minimum(self._min[2 * nodes], self._min[2 * nodes + 1])
+                lo, hi = lo // 2, lo
+        self.capacity = int(capacity)
+
     def leaves(self) -> np.ndarray:
         """All ``capacity`` priorities (a copy)."""
         return self._sum[self._leaves : self._leaves + self.capacity].copy()
