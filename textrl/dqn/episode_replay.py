@@ -220,13 +220,17 @@ class EpisodeReplay:
         if self._free:
             return self._free.pop()
         slot, self._fresh = self._fresh, self._fresh + 1
-        if slot >= self.tree.capacity:  # cannot pass max_slots: every episode has >= 1 step
-            size = min(2 * self.tree.capacity, self.max_slots)
-            self.tree.grow(size)
-            grown = np.full(size, -1, dtype=np.int64)
+        self._ensure_slots(self._fresh)  # never past max_slots: every episode has >= 1 step
+        return slot
+
+    def _ensure_slots(self, n: int) -> None:
+        """Double the tree (and the slot table) until it has at least ``n`` slots."""
+        while self.tree.capacity < n:
+            self.tree.grow(min(2 * self.tree.capacity, self.max_slots))
+        if len(self._slot_id) < self.tree.capacity:
+            grown = np.full(self.tree.capacity, -1, dtype=np.int64)
             grown[: len(self._slot_id)] = self._slot_id
             self._slot_id = grown
-        return slot
 
     def _evict(self, eid: int) -> None:
         ep = self.episodes.pop(eid)
@@ -335,10 +339,7 @@ class EpisodeReplay:
             for name in ("source", "tokens", "actions", "rewards", "allowed")
         }
         self._free, self._fresh = _free_slots(a["free_slots"], meta, self.max_slots)
-        while self._fresh > self.tree.capacity:  # the slots already handed out must exist
-            self.tree.grow(min(2 * self.tree.capacity, self.max_slots))
-        if len(self._slot_id) < self.tree.capacity:
-            self._slot_id = np.full(self.tree.capacity, -1, dtype=np.int64)
+        self._ensure_slots(self._fresh)  # the slots already handed out must exist
         for i, eid in enumerate(a["ids"].tolist()):
             ep = Episode(
                 split["source"][i],
