@@ -126,7 +126,12 @@ class TextConfig(DQNConfig):
         "Learned continue/repeat biases in the pointer's scores (see textrl.qnetwork).",
     )
     mle: bool = option(True, "MLE warm start on the references before DQN.")
-    mle_epochs: float = option(8.0, "Upper bound of the warm start in passes over the references.")
+    mle_epochs: float = option(
+        4.0,
+        "Upper bound of the warm start in passes over the demonstrations. A warm start that "
+        "nearly memorised the training documents left the DQN phase nothing to gain on new ones "
+        "(SciTLDR seed 4 at 8 passes, BENCHMARKS.md); early stopping usually ends it first.",
+    )
     mle_minutes: float | None = option(
         None,
         "Upper bound of the warm start in minutes. Default: a third of --minutes, at least 5 "
