@@ -547,3 +547,33 @@ def test_the_dqn_phase_starts_with_a_fresh_optimizer(tiny_data: Path, fresh: boo
     else:
         kept = learner.optimizer.state
         assert all(torch.equal(kept[p]["exp_avg_sq"], moments[id(p)]) for p in kept)
+
+
+def test_mle_holdout_keeps_the_acted_documents_out_of_the_warm_start(
+    tiny_data: Path, tmp_path: Path
+) -> None:
+    """A quarter of the 40 training documents is held out: the warm start's demonstrations
+    come from the other 30 (two each, reference and oracle), and every acted episode from one
+    of the 10; the split is the seed's."""
+    from textrl.text.train import TextTrainer, split_documents
+
+    cfg = TextConfig(data=str(tiny_data), mle_holdout=0.25, **TINY)
+    trainer = TextTrainer(cfg, tmp_path / "run")
+    acted, imitated = split_documents(40, cfg)
+    assert len(acted) == 10 and sorted(acted + imitated) == list(range(40))
+    assert trainer.act_documents == acted
+    assert len(trainer.demos) == 2 * 30
+    env = trainer.actor.envs[0]
+    held_sources = {tuple(env.source_and_mask(env.examples[i].document)[0]) for i in acted}
+    assert not held_sources & {tuple(d.source) for d in trainer.demos}
+    seen = set()
+    for _ in range(5):
+        trainer.act(0.05)
+        seen.update(trainer.last_indices)
+    assert seen <= set(acted) and len(seen) > 1
+    assert split_documents(40, dataclasses.replace(cfg, seed=cfg.seed + 1))[0] != acted
+    assert split_documents(40, dataclasses.replace(cfg, mle_holdout=0.0)) == (None, None)
+    with pytest.raises(ValueError, match="mle_holdout: 0.99 of 40 training documents"):
+        split_documents(40, dataclasses.replace(cfg, mle_holdout=0.99))
+    with pytest.raises(ValueError, match="TextConfig.mle_holdout: expected a share in"):
+        TextConfig(data=str(tiny_data), mle_holdout=1.0)

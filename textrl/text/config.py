@@ -139,6 +139,12 @@ class TextConfig(DQNConfig):
         "usually ends it first: a bound in minutes alone gave a loaded machine's runs half the "
         "updates and long-writing warm starts (BENCHMARKS.md).",
     )
+    mle_holdout: float = option(
+        0.0,
+        "Share of the training documents (drawn with --seed) whose demonstrations the warm "
+        "start does not see; the fine-tuning phase then acts on those documents only, where "
+        "the warm start is no better than on new ones. 0: both phases use every document.",
+    )
     mle_lr: float = option(1e-3, "Learning rate of the warm start.")
     mle_eval_every: int = option(
         100,
@@ -395,6 +401,12 @@ class TextConfig(DQNConfig):
             "td_weight",
             self.td_weight > 0 or bool(self.self_imitation),
             "a positive number unless --self-imitation is on (else nothing would be learned)",
+        )
+        check_field(
+            self,
+            "mle_holdout",
+            0 <= self.mle_holdout < 1 and (not self.mle_holdout or not self.actors),
+            "a share in [0, 1), and 0 with --actors (Ape-X actors draw their own documents)",
         )
         check_field(self, "sil_temperature", self.sil_temperature > 0, "a positive number")
         check_field(self, "sil_length_slack", self.sil_length_slack >= -1, "an integer >= -1")

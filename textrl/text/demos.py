@@ -69,9 +69,13 @@ def demo_summaries(
 
 
 def demonstrations(
-    env: SummarizeEnv, demo_env: SummarizeEnv, demo_source: str = "references"
+    env: SummarizeEnv,
+    demo_env: SummarizeEnv,
+    demo_source: str = "references",
+    indices: Sequence[int] | None = None,
 ) -> list[Episode]:
-    """Expert episodes for every example of ``env`` with ``demo_env``'s rewards.
+    """Expert episodes for every example of ``env`` (those at ``indices`` when given) with
+    ``demo_env``'s rewards.
 
     ``demo_env`` must read the same data as ``env`` with ``action_mask="none"`` (a demonstration
     may use tokens outside the episode's mask). Each is an :class:`Episode` with
@@ -80,9 +84,12 @@ def demonstrations(
     ``max_new_tokens`` and end with end-of-sequence when shorter.
     """
     scorer = SentenceScorer(env.reward_spec.metrics, env.metric_config)
-    summaries = demo_summaries(env.examples, demo_source, scorer, env.reward_spec)
+    if indices is None:
+        indices = range(len(env.examples))
+    examples = [env.examples[i] for i in indices]
+    summaries = demo_summaries(examples, demo_source, scorer, env.reward_spec)
     out = []
-    for index, (example, texts) in enumerate(zip(env.examples, summaries)):
+    for index, example, texts in zip(indices, examples, summaries):
         source, mask = env.source_and_mask(example.document, example.references)
         for text in texts:
             actions = env.actions_of_text(text)[: env.max_new_tokens]

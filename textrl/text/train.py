@@ -96,6 +96,7 @@ class TextTrainer:
         torch.manual_seed(cfg.seed)
         env = make_env(cfg, cfg.split)
         tok = env.tokenizer
+        self.act_documents, imitated = split_documents(len(env.examples), cfg)
         data, demo_source_env = None, env
         if cfg.reward_oracle:  # episodes are rewarded against the oracle sentence too
             data = with_oracle_references(env.examples, env)
@@ -121,7 +122,7 @@ class TextTrainer:
             # (what is demonstrated comes from the data's references, its rewards from the
             # acting environments' references)
             demo_env = make_env(cfg, cfg.split, tok, action_mask="none", data=data)
-            self.demos = demonstrations(demo_source_env, demo_env, cfg.demo_source)
+            self.demos = demonstrations(demo_source_env, demo_env, cfg.demo_source, imitated)
         if cfg.demos and checkpoint is None:
             for demo in self.demos:
                 self.learner.replay.add_episode(demo)
@@ -399,9 +400,19 @@ class TextTrainer:
                 eps,
                 self.learner.gen,
                 self.first_seeds(),
-                None,
+                self.draw_documents(),
                 scale,
             )
+
+    def draw_documents(self) -> list[int] | None:
+        """With ``mle_holdout``: one held-out training document per environment, drawn with
+        replacement; else None (each environment draws its own from all of them)."""
+        if self.act_documents is None:
+            return None
+        draw = torch.randint(
+            len(self.act_documents), (len(self.actor.envs),), generator=self.learner.gen
+        )
+        return [self.act_documents[i] for i in draw.tolist()]
 
     def greedy_scores_of(self, indices: list[int]) -> list[float]:
         """The training reward of the greedy decode of each training document in ``indices``
@@ -582,6 +593,22 @@ class TextTrainer:
 
 TRIM_EVERY = 8
 """Gradient steps between two :func:`~textrl.dqn.core.trim_heap` calls in the DQN phase."""
+
+
+def split_documents(n: int, cfg: TextConfig) -> tuple[list[int] | None, list[int] | None]:
+    """``(acted, imitated)``: the training documents the fine-tuning phase acts on and those
+    the warm start imitates, apart under ``mle_holdout`` (a share drawn with ``seed``), else
+    ``(None, None)``: every document for both."""
+    if not cfg.mle_holdout:
+        return None, None
+    n_held = round(cfg.mle_holdout * n)
+    if not 1 <= n_held < n:
+        raise ValueError(
+            f"mle_holdout: {cfg.mle_holdout} of {n} training documents holds out {n_held}; "
+            "expected a share that leaves at least one document to each phase"
+        )
+    order = np.random.default_rng(cfg.seed).permutation(n).tolist()
+    return sorted(order[:n_held]), sorted(order[n_held:])
 
 
 def _stops(episode: Episode, eos_action: int) -> bool:
