@@ -35,6 +35,7 @@ TINY = dict(
     total_steps=300,
     eval_docs=8,
     eval_every=150,
+    eval_share=0.0,  # evaluations by steps alone: the tests count them
     checkpoint_every=150,
     log_every=100,
     minutes=None,
@@ -643,6 +644,51 @@ def test_the_heap_is_trimmed_during_training(
     assert result["grad_steps"] >= 2 * textrl.text.train.TRIM_EVERY
     evaluations = 1 + result["env_steps"] // cfg.eval_every
     assert len(calls) >= result["grad_steps"] // textrl.text.train.TRIM_EVERY + evaluations
+
+
+@pytest.mark.parametrize("share", [0.2, 0.0])
+def test_evaluations_take_at_most_their_share_of_the_dqn_phase(
+    tiny_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, share: float
+) -> None:
+    """On a clock where a round of acting and learning takes 1 s and an evaluation 4 s, an
+    evaluation due every step waits for (1 - 0.2) / 0.2 * 4 = 16 s of rounds with share 0.2,
+    and comes after every round with share 0."""
+    import types
+
+    import textrl.text.train
+
+    clock = [0.0]
+    monkeypatch.setattr(
+        textrl.text.train, "time", types.SimpleNamespace(perf_counter=lambda: clock[0])
+    )
+    real_scores, real_act = textrl.text.train.greedy_scores, TextTrainer.act
+    starts: list[float] = []  # clock at the start of each evaluation
+
+    def greedy_scores(*args, **kwargs):  # type: ignore[no-untyped-def]
+        starts.append(clock[0])
+        clock[0] += 4.0
+        return real_scores(*args, **kwargs)
+
+    def act(self: TextTrainer, eps: float) -> tuple[int, list[float]]:
+        clock[0] += 1.0
+        return real_act(self, eps)
+
+    monkeypatch.setattr(textrl.text.train, "greedy_scores", greedy_scores)
+    monkeypatch.setattr(TextTrainer, "act", act)
+    cfg = TextConfig(
+        data=str(tiny_data),
+        **{**TINY, "mle": False, "total_steps": 3000, "eval_every": 1, "eval_share": share},
+    )
+    train_text(cfg, tmp_path / "run", progress=False)
+    rounds = clock[0] - 4.0 * len(starts)
+    gaps = np.diff(starts[:-1]) - 4.0  # seconds of rounds between two evaluations in the loop
+    if share:
+        assert len(gaps) >= 2 and all(g == 16.0 for g in gaps), gaps
+        assert 4.0 * (len(starts) - 1) <= share * clock[0]
+    else:
+        assert len(starts) - 1 == rounds and all(g == 1.0 for g in gaps), gaps
+    with pytest.raises(ValueError, match="eval_share: expected a number in \\[0, 1\\)"):
+        TextConfig(eval_share=1.0)
 
 
 def test_evaluations_decode_without_repeated_ngrams_as_configured(

@@ -26,6 +26,7 @@ SAVED_BEFORE: dict[str, Any] = {
     "no_repeat_ngram": 0,  # before evaluations decoded without repeated 3-grams (12-06)
     "weight_average": 0.0,  # before evaluations decoded averaged weights (12-06)
     "reward_oracle": False,  # before rewards counted the oracle sentence (12-06)
+    "eval_share": 0.0,  # before evaluations were spaced by their cost (12-07)
 }
 """What a text run's ``config.json`` written before each setting existed ran with."""
 
@@ -276,6 +277,14 @@ class TextConfig(DQNConfig):
         "greedy decoding of SciTLDR's 619 dev documents takes ~20 s). Fewer is faster but noisy: "
         "200 SciTLDR documents move +-0.01-0.04 between evaluations.",
     )
+    eval_share: float = option(
+        0.2,
+        "Most of the DQN phase's time that its evaluations may take: an evaluation due by "
+        "--eval-every waits until the time since the last one ended is at least (1 - share) / "
+        "share times the last one's duration. On SciTLDR-A a whole-dev evaluation took as long "
+        "as 10k acted and learned tokens, so every 10k tokens it used 45% of the phase "
+        "(BENCHMARKS.md). 0: every --eval-every steps, whatever they cost.",
+    )
     weight_average: float = option(
         0.99,
         "Evaluate, and keep as best.safetensors, an exponential moving average of the DQN "
@@ -432,6 +441,7 @@ class TextConfig(DQNConfig):
         for name in ("soft_tau", "ln_eps", "mle_epochs", "mle_minutes", "mle_lr", "anchor_eta"):
             check_field(self, name, getattr(self, name) > 0, "a positive number")
         check_field(self, "weight_average", 0 <= self.weight_average < 1, "a number in [0, 1)")
+        check_field(self, "eval_share", 0 <= self.eval_share < 1, "a number in [0, 1)")
         for name in ("mle_eval_every", "mle_patience", "value_warmup_updates", "no_repeat_ngram"):
             check_field(self, name, getattr(self, name) >= 0, "a non-negative integer")
         for name in (

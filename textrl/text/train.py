@@ -133,6 +133,7 @@ class TextTrainer:
         self.warm_start_scores: dict[str, float] | None = None
         self.last_indices: list[int] = []  # the documents of the last round of episodes
         self.eval_seconds = 0.0  # how long the last evaluation took
+        self.eval_ended = -math.inf  # when it ended (perf_counter)
         self.sil_stats: dict[str, float] = {}  # the last round's self-imitation figures
         self.actor_episodes: list[int] = []  # with --actors: episodes each actor delivered
 
@@ -347,7 +348,7 @@ class TextTrainer:
                         **self.sil_stats,
                     },
                 )
-            if state.due("eval", cfg.eval_every):
+            if self.eval_affordable() and state.due("eval", cfg.eval_every):
                 self.evaluate()
             if state.due("checkpoint", cfg.checkpoint_every):
                 self.save()
@@ -566,8 +567,18 @@ class TextTrainer:
         self.agent.net = self.learner.evaluated_network()  # on the CPU
         out = greedy_scores(self.agent, self.eval_env, self.cfg.eval_docs, self.cfg.no_repeat_ngram)
         trim_heap()
-        self.eval_seconds = time.perf_counter() - t0
+        self.eval_ended = time.perf_counter()
+        self.eval_seconds = self.eval_ended - t0
         return out
+
+    def eval_affordable(self) -> bool:
+        """Whether the time since the last evaluation ended is long enough for evaluations to
+        take at most ``eval_share`` of the DQN phase (always, with a share of 0)."""
+        share = self.cfg.eval_share
+        if share <= 0:
+            return True
+        waited = time.perf_counter() - self.eval_ended
+        return waited * share >= self.eval_seconds * (1 - share)
 
     def evaluate(self) -> dict[str, float]:
         """Greedy scores on ``eval_split``; the best weights so far are ``best.safetensors``."""
