@@ -200,6 +200,20 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(
         run.load_latest()
 
 
+def test_each_start_records_the_package_versions(tmp_path: Path) -> None:
+    """A seed's weights depend on the libraries too: every start (and resume) of a run adds
+    its Python, platform and package versions to ``environment.jsonl``."""
+    run = RunDir(tmp_path / "run")
+    run.save_config({"kind": "gym"})
+    run.save_config({"kind": "gym"})  # a resume
+    lines = (tmp_path / "run" / "environment.jsonl").read_text().splitlines()
+    assert len(lines) == 2
+    record = json.loads(lines[0])
+    assert record["packages"]["torch"] == torch.__version__
+    assert record["packages"]["numpy"] == np.__version__
+    assert set(record) == {"time", "python", "platform", "packages"}
+
+
 def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> None:
     bar = ProgressBar(10, enabled=False)
     bar.update(1, eps=0.5)

@@ -3,6 +3,7 @@
 Layout of ``RunDir(path)``::
 
     config.json            the run's settings (save_config)
+    environment.jsonl      one line per start or resume: Python, platform, package versions
     metrics.jsonl          one JSON object per log call: {"step": ..., "time": ..., scalars}
     tb/                    the same scalars for TensorBoard
     curves.png             every logged scalar against step (plot_curves)
@@ -121,9 +122,11 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     def save_config(self, config: Mapping[str, Any]) -> Path:
-        """Write ``config.json`` (atomically)."""
+        """Write ``config.json`` (atomically) and add a line to ``environment.jsonl``."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config_path, json.dumps(dict(config), indent=2, sort_keys=True))
+        with open(self.path / "environment.jsonl", "a", encoding="utf-8") as f:
+            f.write(json.dumps(environment()) + "\n")
         return self.config_path
 
     def load_config(self) -> dict[str, Any]:
@@ -392,6 +395,43 @@ def load_weights(module: Any, path: str | Path, field: str = "weights") -> None:
 
 # --------------------------------------------------------------------------------------------
 # Starting or resuming a run
+
+
+PACKAGES = (
+    "textrl",
+    "torch",
+    "numpy",
+    "tokenizers",
+    "transformers",
+    "datasets",
+    "gymnasium",
+    "sacrebleu",
+    "rouge-score",
+    "nltk",
+    "safetensors",
+)
+"""Packages whose versions a run records: same seed, same code and another version of one of
+them can train other weights (a SciTLDR warm start changed between two virtualenvs, 12-07)."""
+
+
+def environment() -> dict[str, Any]:
+    """When and with what a run started: Python, the platform and :data:`PACKAGES`' versions
+    (``None`` for one that is not installed)."""
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str | None:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return None
+
+    return {
+        "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "packages": {name: installed(name) for name in PACKAGES},
+    }
 
 
 def open_run(path: str | Path, resume: bool) -> tuple[RunDir, Checkpoint | None]:
