@@ -410,8 +410,8 @@ PACKAGES = (
     "nltk",
     "safetensors",
 )
-"""Packages whose versions a run records: same seed, same code and another version of one of
-them can train other weights (a SciTLDR warm start changed between two virtualenvs, 12-07)."""
+"""Packages whose versions a run records, so that two runs of one seed that differ can be told
+apart by their installs (or shown to share one)."""
 
 
 def environment() -> dict[str, Any]:
