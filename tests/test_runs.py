@@ -211,7 +211,7 @@ def test_each_start_records_the_package_versions(tmp_path: Path) -> None:
     record = json.loads(lines[0])
     assert record["packages"]["torch"] == torch.__version__
     assert record["packages"]["numpy"] == np.__version__
-    assert set(record) == {"time", "python", "platform", "packages"}
+    assert set(record) == {"time", "python", "platform", "packages", "blas"}
 
 
 def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> None:
@@ -224,3 +224,32 @@ def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> Non
     assert "eps=0.5" in capsys.readouterr().err
     # not a terminal (captured here, a log file in practice): one redraw a minute, no flood
     assert ProgressBar(10, enabled=True)._bar.mininterval == 60.0
+
+
+def test_matrix_products_do_not_depend_on_memory_alignment() -> None:
+    """Importing the DQN core chooses MKL's strict mode before torch's first product (where torch
+    has MKL), leaves a user's MKL_CBWR alone, and a run's environment record says which."""
+    import os
+    import subprocess
+    import sys
+
+    import torch
+
+    code = (
+        "import textrl.dqn.core as c; from textrl.dqn.checkpoints import environment; "
+        "print(c.BLAS_MODE, '|', environment()['blas'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "MKL_CBWR"}
+
+    def mode(**extra: str) -> str:
+        out = subprocess.run(
+            [sys.executable, "-c", code], env={**env, **extra}, capture_output=True, text=True
+        )
+        assert out.returncode == 0, out.stderr
+        return out.stdout.strip()
+
+    if not torch.backends.mkl.is_available():
+        assert mode() == "no mkl | no mkl"
+        return
+    assert mode() == "mkl strict | mkl strict"
+    assert mode(MKL_CBWR="COMPATIBLE") == "MKL_CBWR=COMPATIBLE | MKL_CBWR=COMPATIBLE"

@@ -415,10 +415,13 @@ apart by their installs (or shown to share one)."""
 
 
 def environment() -> dict[str, Any]:
-    """When and with what a run started: Python, the platform and :data:`PACKAGES`' versions
-    (``None`` for one that is not installed)."""
+    """When and with what a run started: Python, the platform, :data:`PACKAGES`' versions
+    (``None`` for one that is not installed) and the matrix-product mode
+    (:func:`textrl.dqn.blas.blas_mode`)."""
     import platform
     from importlib.metadata import PackageNotFoundError, version
+
+    from textrl.dqn.blas import blas_mode
 
     def installed(name: str) -> str | None:
         try:
@@ -431,6 +434,7 @@ def environment() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "packages": {name: installed(name) for name in PACKAGES},
+        "blas": blas_mode(),
     }
 
 

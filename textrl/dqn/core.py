@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from textrl.dqn.blas import reproducible_blas
 from textrl.dqn.checkpoints import (
     Checkpoint,
     RunDir,
@@ -52,6 +53,10 @@ __all__ = [
     "training_session",
     "trim_heap",
 ]
+
+BLAS_MODE = reproducible_blas()
+"""Chosen at import, before torch's first matrix product: MKL's results do not depend on memory
+alignment (:mod:`textrl.dqn.blas`; a run records the mode in ``environment.jsonl``)."""
 
 Phase = Literal["mle", "dqn"]
 
