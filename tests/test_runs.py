@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+import textrl
 from textrl.dqn.checkpoints import RunDir, capture_rng_state, restore_rng_state
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar, plot_curves, read_metrics
 from textrl.dqn.replay import TransitionReplay
@@ -211,6 +212,7 @@ def test_each_start_records_the_package_versions(tmp_path: Path) -> None:
     record = json.loads(lines[0])
     assert record["packages"]["torch"] == torch.__version__
     assert record["packages"]["numpy"] == np.__version__
+    assert record["packages"]["textrl-gym"] == textrl.__version__  # (the project itself)
     assert set(record) == {"time", "python", "platform", "packages", "blas"}
 
 

@@ -13,7 +13,7 @@ MKL's *conditional numerical reproducibility* mode (``MKL_CBWR=AUTO,STRICT``) re
 dependence: the code path is still the fastest the CPU has (``AUTO``), and ``STRICT`` makes the
 result independent of alignment. It must be chosen before MKL's first call, so
 :mod:`textrl.dqn.core` calls :func:`reproducible_blas` when it is imported. Measured on the
-2-core machine: the same weights whatever the alignment, at the same speed (BENCHMARKS.md).
+2-core machine: the same weights whatever the alignment, at about the same speed (BENCHMARKS.md).
 
 What stays different: runs with different ``--torch-threads`` (another split of the sums), runs
 on another CPU type, and GPU runs (cuBLAS has its own rules). A user's own ``MKL_CBWR`` is left

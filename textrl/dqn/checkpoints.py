@@ -398,7 +398,7 @@ def load_weights(module: Any, path: str | Path, field: str = "weights") -> None:
 
 
 PACKAGES = (
-    "textrl",
+    "textrl-gym",
     "torch",
     "numpy",
     "tokenizers",
