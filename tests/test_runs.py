@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -231,12 +234,6 @@ def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> Non
 def test_matrix_products_do_not_depend_on_memory_alignment() -> None:
     """Importing the DQN core chooses MKL's strict mode before torch's first product (where torch
     has MKL), leaves a user's MKL_CBWR alone, and a run's environment record says which."""
-    import os
-    import subprocess
-    import sys
-
-    import torch
-
     code = (
         "import textrl.dqn.core as c; from textrl.dqn.checkpoints import environment; "
         "print(c.BLAS_MODE, '|', environment()['blas'])"

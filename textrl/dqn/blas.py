@@ -1,13 +1,13 @@
 """Matrix products that do not depend on where tensors happen to lie in memory.
 
-torch's x86 CPU builds multiply matrices with Intel MKL. With more than one thread, MKL splits
-a product by the memory alignment of its operands, so the same product of the same numbers can
-be summed in a different order, and round differently, when a tensor lands at another address.
-Training amplifies one such rounding difference: two SciTLDR warm starts from one seed, one
-machine and one install were equal after 100 updates and different after 200, and a junk
-allocation before training (a few bytes moved) changed the weights after 10 updates (2 torch
-threads; with 1 thread they were equal). What moves the heap is anything at all: another
-library version, one more log line.
+torch's x86 CPU builds multiply matrices with Intel MKL, whose results can depend on the memory
+alignment of the operands (Intel documents it; its reproducibility mode exists for it): the same
+product of the same numbers can be summed in another order, and round differently, when a
+tensor lands at another address. Training amplifies one such rounding difference. Measured on
+SciTLDR with 2 torch threads: two warm starts of one seed, from code that differed by a log
+line at start-up, were equal after 100 updates and different after 200; a few bytes of junk
+allocated before training changed the weights within 10 updates (with 1 thread they did not).
+What moves the heap is anything at all: another library version, one more log line.
 
 MKL's *conditional numerical reproducibility* mode (``MKL_CBWR=AUTO,STRICT``) removes the
 dependence: the code path is still the fastest the CPU has (``AUTO``), and ``STRICT`` makes the
