@@ -231,7 +231,7 @@ def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> Non
     assert ProgressBar(10, enabled=True)._bar.mininterval == 60.0
 
 
-def test_matrix_products_do_not_depend_on_memory_alignment() -> None:
+def test_importing_the_core_chooses_mkls_strict_mode() -> None:
     """Importing the DQN core chooses MKL's strict mode before torch's first product (where torch
     has MKL), leaves a user's MKL_CBWR alone, and a run's environment record says which."""
     code = (

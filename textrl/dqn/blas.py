@@ -59,11 +59,11 @@ def _mkl_cbwr() -> tuple[Any, Any] | None:
 
 def blas_mode() -> str:
     """What governs torch's CPU matrix products now: ``"mkl strict"`` (alignment does not
-    change results), ``"mkl default"`` (it can), ``"MKL_CBWR=<value>"`` (the user's choice) or
-    ``"no mkl"``."""
+    change results), ``"mkl default"`` (it can), ``"MKL_CBWR=<value>"`` (the user's choice),
+    ``"mkl, mode unknown"`` (a torch build whose MKL calls are not found) or ``"no mkl"``."""
     calls = _mkl_cbwr()
     if calls is None:
-        return "no mkl"
+        return "mkl, mode unknown" if torch.backends.mkl.is_available() else "no mkl"
     if calls[0](_ALL) == AUTO_STRICT:
         return "mkl strict"
     if os.environ.get("MKL_CBWR"):

@@ -3,7 +3,8 @@
 Layout of ``RunDir(path)``::
 
     config.json            the run's settings (save_config)
-    environment.jsonl      one line per start or resume: Python, platform, package versions
+    environment.jsonl      one line per start or resume: Python, platform, package versions,
+                           matrix-product mode
     metrics.jsonl          one JSON object per log call: {"step": ..., "time": ..., scalars}
     tb/                    the same scalars for TensorBoard
     curves.png             every logged scalar against step (plot_curves)
