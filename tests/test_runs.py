@@ -217,6 +217,12 @@ def test_each_start_records_the_package_versions(tmp_path: Path) -> None:
     assert record["packages"]["numpy"] == np.__version__
     assert record["packages"]["textrl-gym"] == textrl.__version__  # (the project itself)
     assert set(record) == {"time", "python", "platform", "packages", "blas"}
+    # a line cut short by a crash of an older, appending version is ended, not glued to
+    (tmp_path / "run" / "environment.jsonl").write_text(lines[0] + "\n" + lines[1][:20])
+    run.save_config({"kind": "gym"})
+    lines = (tmp_path / "run" / "environment.jsonl").read_text().splitlines()
+    assert len(lines) == 3 and json.loads(lines[2])["blas"] == record["blas"]
+    assert not list((tmp_path / "run").glob("*.tmp"))
 
 
 def test_progress_bar_disabled_and_enabled(capsys: pytest.CaptureFixture) -> None:
@@ -252,3 +258,12 @@ def test_importing_the_core_chooses_mkls_strict_mode() -> None:
         return
     assert mode() == "mkl strict | mkl strict"
     assert mode(MKL_CBWR="COMPATIBLE") == "MKL_CBWR=COMPATIBLE | MKL_CBWR=COMPATIBLE"
+    # a product before the import: MKL keeps its default, and the user is told, not left to
+    # find two runs of one seed apart
+    code = "import torch; torch.ones(64, 64) @ torch.ones(64, 64); " + code
+    out = subprocess.run(
+        [sys.executable, "-W", "default", "-c", code], env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "mkl default | mkl default"
+    assert "RuntimeWarning" in out.stderr and "MKL_CBWR=AUTO,STRICT" in out.stderr

@@ -25,6 +25,7 @@ from __future__ import annotations
 import ctypes
 import functools
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -73,9 +74,23 @@ def blas_mode() -> str:
 
 def reproducible_blas() -> str:
     """Choose MKL's strict reproducibility mode unless the user set ``MKL_CBWR``; returns
-    :func:`blas_mode`. MKL refuses a change after its first product: then this returns
-    ``"mkl default"`` (import textrl before multiplying anything with torch)."""
+    :func:`blas_mode`.
+
+    MKL refuses a change after its first product: then this returns ``"mkl default"`` and warns
+    (a ``RuntimeWarning``) that runs of one seed may differ, with the two ways out: import
+    textrl before multiplying anything with torch, or set ``MKL_CBWR=AUTO,STRICT`` in the
+    environment before Python starts."""
     calls = _mkl_cbwr()
     if calls is not None and not os.environ.get("MKL_CBWR"):
         calls[1](AUTO_STRICT)
-    return blas_mode()
+    mode = blas_mode()
+    if mode == "mkl default":
+        warnings.warn(
+            "textrl: torch's MKL multiplied matrices before textrl.dqn was imported, so MKL's "
+            "strict reproducibility mode could not be chosen: results can depend on memory "
+            "alignment and two runs of one seed may differ. Import textrl.dqn before any torch "
+            "product, or start Python with MKL_CBWR=AUTO,STRICT in the environment.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    return mode

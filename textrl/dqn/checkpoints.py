@@ -123,11 +123,15 @@ class RunDir:
         return self.path / "metrics.jsonl"
 
     def save_config(self, config: Mapping[str, Any]) -> Path:
-        """Write ``config.json`` (atomically) and add a line to ``environment.jsonl``."""
+        """Write ``config.json`` and add a line to ``environment.jsonl``, both atomically (a
+        crash leaves the old file or the new one, never half a line)."""
         self.path.mkdir(parents=True, exist_ok=True)
         write_atomic(self.config_path, json.dumps(dict(config), indent=2, sort_keys=True))
-        with open(self.path / "environment.jsonl", "a", encoding="utf-8") as f:
-            f.write(json.dumps(environment()) + "\n")
+        record = self.path / "environment.jsonl"
+        earlier = record.read_text(encoding="utf-8") if record.is_file() else ""
+        if earlier and not earlier.endswith("\n"):  # a line cut by an older, appending version
+            earlier += "\n"
+        write_atomic(record, earlier + json.dumps(environment()) + "\n")
         return self.config_path
 
     def load_config(self) -> dict[str, Any]:
