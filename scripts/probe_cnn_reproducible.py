@@ -74,23 +74,9 @@ def main() -> None:
         hashes: collections.Counter[str] = collections.Counter()
         ms = []
         for _ in range(args.runs):
-            out = subprocess.run(
-                [
-                    sys.executable,
-                    __file__,
-                    "--onednn",
-                    onednn,
-                    "--updates",
-                    str(args.updates),
-                    "--seed",
-                    str(args.seed),
-                    "--torch-threads",
-                    str(args.torch_threads),
-                ],
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
+            cmd = [sys.executable, __file__, f"--onednn={onednn}", f"--updates={args.updates}"]
+            cmd += [f"--seed={args.seed}", f"--torch-threads={args.torch_threads}"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout.split()
             hashes[out[0]] += 1
             ms.append(float(out[1]))
         counts = ", ".join(f"{h}: {n}" for h, n in hashes.most_common())

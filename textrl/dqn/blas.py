@@ -16,8 +16,10 @@ result independent of alignment. It must be chosen before MKL's first call, so
 2-core machine: the same weights whatever the alignment, at about the same speed (BENCHMARKS.md).
 
 What stays different: runs with different ``--torch-threads`` (another split of the sums), runs
-on another CPU type, and GPU runs (cuBLAS has its own rules). A user's own ``MKL_CBWR`` is left
-as it is.
+on another CPU type, and GPU runs (cuBLAS has its own rules). Not every run-to-run difference is
+gone either: with 2 threads, about 1 run in 6 of the same process still ended with other weights
+after 20-30 updates (text and CNN alike, cause not found; BENCHMARKS.md). A user's own
+``MKL_CBWR`` is left as it is.
 """
 
 from __future__ import annotations
