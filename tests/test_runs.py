@@ -15,6 +15,7 @@ import pytest
 import torch
 
 import textrl
+from textrl.dqn import blas
 from textrl.dqn.checkpoints import RunDir, capture_rng_state, restore_rng_state
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar, plot_curves, read_metrics
 from textrl.dqn.replay import TransitionReplay
@@ -267,3 +268,27 @@ def test_importing_the_core_chooses_mkls_strict_mode() -> None:
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "mkl default | mkl default"
     assert "RuntimeWarning" in out.stderr and "MKL_CBWR=AUTO,STRICT" in out.stderr
+
+
+def test_importing_the_core_starts_mkls_vector_math_on_one_thread() -> None:
+    """Importing the DQN core calls warm_vector_math once, which calls each listed torch
+    function in float32 and float64 on so few elements that torch keeps them on one thread (the
+    race it avoids needs two threads and a loaded machine: scripts/probe_cnn_reproducible.py)."""
+    code = (
+        "import textrl.dqn.blas as b; n = []; w = b.warm_vector_math; "
+        "b.warm_vector_math = lambda: n.append(w()); import textrl.dqn.core; print(n)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == f"[{2 * len(blas.VECTOR_MATH)}]"
+    assert len(set(blas.VECTOR_MATH)) == len(blas.VECTOR_MATH)
+    calls = []
+    real = {name: getattr(torch, name) for name in blas.VECTOR_MATH}
+    with pytest.MonkeyPatch.context() as mp:
+        for name, fn in real.items():
+            mp.setattr(torch, name, lambda x, fn=fn, name=name: calls.append((name, x)) or fn(x))
+        blas.warm_vector_math()
+    assert [name for name, _ in calls] == list(blas.VECTOR_MATH) * 2
+    assert {x.dtype for _, x in calls} == {torch.float32, torch.float64}
+    assert all(x.numel() < 2048 for _, x in calls)  # below torch's split of vector math
+    assert all(torch.isfinite(real[name](x)).all() for name, x in calls)  # inside each domain

@@ -1,4 +1,4 @@
-"""Matrix products that do not depend on where tensors happen to lie in memory.
+"""Matrix products and vector math that give one seed the same weights in every run.
 
 torch's x86 CPU builds multiply matrices with Intel MKL, whose results can depend on the memory
 alignment of the operands (Intel documents it; its reproducibility mode exists for it): the same
@@ -15,11 +15,21 @@ result independent of alignment. It must be chosen before MKL's first call, so
 :mod:`textrl.dqn.core` calls :func:`reproducible_blas` when it is imported. Measured on the
 2-core machine: the same weights whatever the alignment, at about the same speed (BENCHMARKS.md).
 
+The second source of run-to-run differences is MKL's vector math (VML), which torch uses for
+elementwise functions such as ``sqrt`` (Adam's denominator) and ``exp``, splitting a tensor of
+more than 2048 elements between its threads. When the process's first call of such a function
+is split that way, one thread sometimes computes its half on a low-accuracy code path (by all
+appearances a race in MKL's lazy set-up of the function). Measured on this 2-core machine with
+another process keeping one core busy: Adam's first ``sqrt`` of the Nature CNN's first layer
+(8192 elements) was off by up to 3.2e-4 relative, against 6e-8, in one half, in 3 to 5 of 24
+processes (three sets), and in none of 72 once the function had been called on one thread
+first. So importing :mod:`textrl.dqn.core` also calls :func:`warm_vector_math`. Before it,
+about 1 run in 6 of one seed ended with other weights after 20-30 updates at 2 threads (text
+and CNN alike; BENCHMARKS.md).
+
 What stays different: runs with different ``--torch-threads`` (another split of the sums), runs
-on another CPU type, and GPU runs (cuBLAS has its own rules). Not every run-to-run difference is
-gone either: with 2 threads, about 1 run in 6 of the same process still ended with other weights
-after 20-30 updates (text and CNN alike, cause not found; BENCHMARKS.md). A user's own
-``MKL_CBWR`` is left as it is.
+on another CPU type, and GPU runs (cuBLAS has its own rules). A user's own ``MKL_CBWR`` is left
+as it is.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ from typing import Any
 
 import torch
 
-__all__ = ["AUTO_STRICT", "blas_mode", "reproducible_blas"]
+__all__ = ["AUTO_STRICT", "VECTOR_MATH", "blas_mode", "reproducible_blas", "warm_vector_math"]
 
 AUTO_STRICT = 0x10002
 """``MKL_CBWR_AUTO | MKL_CBWR_STRICT`` (2 | 0x10000 in MKL's ``mkl_service.h``)."""
@@ -96,3 +106,27 @@ def reproducible_blas() -> str:
             stacklevel=2,
         )
     return mode
+
+
+VECTOR_MATH = (
+    "abs", "acos", "asin", "atan", "cos", "cosh", "erf", "erfc", "erfinv", "exp", "expm1",
+    "lgamma", "log", "log10", "log1p", "log2", "rsqrt", "sin", "sinh", "sqrt", "tan", "tanh",
+    "trunc",
+)  # fmt: skip
+"""torch functions that torch's MKL builds compute with MKL's vector math (ATen's ``cpu/vml.h``,
+split between threads above 2048 elements by ``native/cpu/UnaryOpsKernel.cpp``), or may:
+calling one that does not is harmless."""
+
+
+def warm_vector_math() -> int:
+    """Make the process's first call of each of :data:`VECTOR_MATH`, in float32 and float64, on
+    the calling thread alone (8 elements: torch does not split so few between threads), so
+    that no two threads make it at once (the module docstring says what that did). Returns the
+    number of calls; a few hundred microseconds in all."""
+    calls = 0
+    for dtype in (torch.float32, torch.float64):
+        x = torch.full((8,), 0.5, dtype=dtype)  # inside every function's domain
+        for name in VECTOR_MATH:
+            getattr(torch, name)(x)
+            calls += 1
+    return calls

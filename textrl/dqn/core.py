@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from textrl.dqn.blas import reproducible_blas
+from textrl.dqn.blas import reproducible_blas, warm_vector_math
 from textrl.dqn.checkpoints import (
     Checkpoint,
     RunDir,
@@ -57,6 +57,7 @@ __all__ = [
 BLAS_MODE = reproducible_blas()
 """Chosen at import, before torch's first matrix product: MKL's results do not depend on memory
 alignment (:mod:`textrl.dqn.blas`; a run records the mode in ``environment.jsonl``)."""
+warm_vector_math()  # MKL's vector math starts on one thread (textrl.dqn.blas says why)
 
 Phase = Literal["mle", "dqn"]
 
