@@ -122,7 +122,7 @@ def warm_vector_math() -> int:
     """Make the process's first call of each of :data:`VECTOR_MATH`, in float32 and float64, on
     the calling thread alone (8 elements: torch does not split so few between threads), so
     that no two threads make it at once (the module docstring says what that did). Returns the
-    number of calls; a few hundred microseconds in all."""
+    number of calls; about 0.2 ms in all."""
     calls = 0
     for dtype in (torch.float32, torch.float64):
         x = torch.full((8,), 0.5, dtype=dtype)  # inside every function's domain
