@@ -298,6 +298,7 @@ def test_a_run_saved_before_algo_existed_resumes_as_dqfd(
         (run / "config.json").write_text(json.dumps(saved))
         assert main(["train", "--out", str(run), "--resume", "--no-progress"]) == 0
         assert seen["cfg"].algo == ("dqfd" if drop else "anchored"), name
+        assert seen["cfg"].dropout == (0.0 if drop else 0.1), name  # 0: as they were trained
         assert seen["cfg"].self_imitation == (0.0 if drop else 1.0), name
         assert seen["cfg"].fresh_optimizer is not drop, name
         assert seen["cfg"].no_repeat_ngram == (0 if drop else 3), name
