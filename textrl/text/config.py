@@ -103,7 +103,8 @@ class TextConfig(DQNConfig):
         "(not in the warm start; acting, decoding and the frozen anchor run without it). "
         "SciTLDR-A, 60 minutes, seeds 1-3 from the same warm starts: with 0.1 the DQN phase "
         "gained +1.17, +0.77, +0.76 test R-1 over them (p 0.001, 0.031, 0.040), with 0 "
-        "+0.87, +0.63, +0.33 (p 0.035, 0.058, 0.156) (BENCHMARKS.md).",
+        "+0.87, +0.63, +0.33 (p 0.035, 0.058, 0.156); their last weights gained alike (mean "
+        "+0.63 with 0.1, +0.64 with 0), so part of it is dev selection (BENCHMARKS.md).",
     )
     post_ln: bool = option(False, "Post-LayerNorm (BERT) layers; set by --init-encoder.")
     ln_eps: float = option(1e-5, "LayerNorm epsilon; set by --init-encoder.")
