@@ -196,8 +196,13 @@ def test_scst_update_raises_the_better_sample(tiny_data: Path) -> None:
 
 @pytest.mark.parametrize(
     ("algo", "extra"),
-    [("anchored", {}), ("anchored", {"self_imitation": 1.0}), ("scst", {})],
-    ids=["anchored", "anchored-self-imitation", "scst"],
+    [
+        ("anchored", {}),
+        ("anchored", {"self_imitation": 1.0}),
+        ("scst", {}),
+        ("anchored", {"lr_schedule": "linear"}),
+    ],
+    ids=["anchored", "anchored-self-imitation", "scst", "anchored-linear-lr"],
 )
 def test_fine_tuning_stopped_and_resumed_learns_what_an_uninterrupted_run_does(
     tiny_data: Path, tmp_path: Path, algo: str, extra: dict
@@ -578,3 +583,50 @@ def test_mle_holdout_keeps_the_acted_documents_out_of_the_warm_start(
         split_documents(40, dataclasses.replace(cfg, mle_holdout=0.99))
     with pytest.raises(ValueError, match="TextConfig.mle_holdout: expected a share in"):
         TextConfig(data=str(tiny_data), mle_holdout=1.0)
+
+
+def test_learning_rate_factors_against_hand_computed_values() -> None:
+    from textrl.dqn.policy import decay_factor
+
+    assert [decay_factor("constant", p) for p in (0.0, 0.5, 1.0)] == [1.0, 1.0, 1.0]
+    assert [decay_factor("linear", p) for p in (-1.0, 0.0, 0.25, 1.0, 2.0)] == [1, 1, 0.75, 0, 0]
+    assert decay_factor("cosine", 0.0) == 1.0 and decay_factor("cosine", 1.0) == 0.0
+    assert decay_factor("cosine", 0.5) == pytest.approx(0.5)
+    assert decay_factor("cosine", 0.25) == pytest.approx((1 + math.sqrt(0.5)) / 2)
+    with pytest.raises(ValueError, match="kind='step'"):
+        decay_factor("step", 0.5)
+
+
+def _logged_lr(run: Path) -> list[float]:
+    import json
+
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    return [r["lr"] for r in rows if "lr" in r]
+
+
+@pytest.mark.parametrize("schedule", ["constant", "linear", "cosine"])
+def test_the_dqn_phase_learning_rate_follows_its_schedule_over_the_steps(
+    tiny_data: Path, tmp_path: Path, schedule: str
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), lr_schedule=schedule, **{**TINY, "log_every": 50})
+    train_text(cfg, tmp_path / "run", progress=False)
+    lrs = _logged_lr(tmp_path / "run")
+    assert len(lrs) >= 4
+    if schedule == "constant":
+        assert lrs == [cfg.lr] * len(lrs)
+    else:  # from (nearly) --lr down to (nearly) zero, never up
+        assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+        assert lrs[0] > 0.5 * cfg.lr and lrs[-1] < 0.3 * cfg.lr
+
+
+def test_the_learning_rate_decays_over_the_time_budget(tiny_data: Path, tmp_path: Path) -> None:
+    cfg = TextConfig(
+        data=str(tiny_data),
+        lr_schedule="linear",
+        **{**TINY, "mle": False, "minutes": 0.1, "total_steps": 10**9, "log_every": 50},
+    )
+    result = train_text(cfg, tmp_path / "run", progress=False)
+    assert result["stopped"] == "minutes"
+    lrs = _logged_lr(tmp_path / "run")
+    assert all(a >= b for a, b in zip(lrs, lrs[1:], strict=False))
+    assert lrs[0] > 0.6 * cfg.lr and lrs[-1] < 0.3 * cfg.lr  # the steps alone would keep ~lr

@@ -78,6 +78,8 @@ class TrainState:
     """Warm-start (cross-entropy) gradient steps of the text agent."""
     mle_seconds: float = 0.0
     """Seconds spent in the warm start, over all invocations."""
+    dqn_seconds: float = 0.0
+    """Seconds spent in the text agent's DQN phase, over all invocations (its LR schedule)."""
     mle_best: float = -math.inf
     """Best validation score of the warm start so far."""
     mle_stale: int = 0

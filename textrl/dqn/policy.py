@@ -8,6 +8,7 @@ targets' max/argmax alike (:mod:`textrl.dqn.losses`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "decay_factor",
     "epsilon_greedy",
     "epsilon_greedy_one",
     "greedy_actions",
@@ -102,3 +104,17 @@ def linear_schedule(start: float, end: float, fraction: float, progress: float) 
     if fraction <= 0.0:
         return end
     return start + (end - start) * min(max(progress, 0.0) / fraction, 1.0)
+
+
+def decay_factor(kind: str, progress: float) -> float:
+    """Multiplier of a learning rate that decays to zero over training: 1 throughout for
+    ``"constant"``, ``1 - progress`` for ``"linear"``, ``(1 + cos(pi progress)) / 2`` for
+    ``"cosine"`` (Loshchilov & Hutter 2017, without restarts); ``progress`` is clipped to [0, 1]."""
+    p = min(max(progress, 0.0), 1.0)
+    if kind == "constant":
+        return 1.0
+    if kind == "linear":
+        return 1.0 - p
+    if kind == "cosine":
+        return 0.5 * (1.0 + math.cos(math.pi * p))
+    raise ValueError(f"decay_factor: kind={kind!r}; expected 'constant', 'linear' or 'cosine'")

@@ -312,6 +312,13 @@ class TextConfig(DQNConfig):
         "Wall-clock budget of the whole invocation (warm start included), in minutes.",
     )
     lr: float = option(1e-4, "Adam learning rate of the DQN phase.")
+    lr_schedule: Literal["constant", "linear", "cosine"] = option(
+        "constant",
+        "Learning rate of the DQN phase over its budget: 'constant' (--lr throughout), or "
+        "decaying from --lr to zero, 'linear' or 'cosine', as the phase uses its time (what "
+        "--minutes leaves after the warm start; a resumed run stretches the rest of the decay "
+        "over the new invocation's time) or its --total-steps, whichever is further along.",
+    )
     fresh_optimizer: bool = option(
         True,
         "Start the DQN phase with fresh Adam moments. Else it keeps the warm start's: its "

@@ -48,7 +48,7 @@ from textrl.dqn.core import (
 )
 from textrl.dqn.episode_replay import Episode
 from textrl.dqn.monitoring import MetricsLogger, ProgressBar
-from textrl.dqn.policy import linear_schedule
+from textrl.dqn.policy import decay_factor, linear_schedule
 from textrl.text.acting import LockstepActor, Rollout
 from textrl.text.build import apply_init_encoder, check_reward_signal, make_env
 from textrl.text.config import TextConfig
@@ -302,6 +302,10 @@ class TextTrainer:
         stats: dict[str, float] = {}
         t_learn, learned = 0.0, 0
         trimmed_at = state.grad_steps
+        # The phase's time so far and the time it may take in all (the learning-rate schedule
+        # runs over it; a resumed run adds its own invocation's time).
+        t_phase, seconds_before = time.perf_counter(), state.dqn_seconds
+        horizon = seconds_before + deadline - self.eval_seconds - t_phase
         # The final evaluation runs inside the budget: stop when the time left is less than
         # the last evaluation took (a 60-minute run used to end after 60.7 minutes).
         while (
@@ -313,6 +317,9 @@ class TextTrainer:
                 return halt
             progress_frac = state.env_steps / cfg.total_steps
             eps = linear_schedule(cfg.eps_start, cfg.eps_end, cfg.eps_fraction, progress_frac)
+            state.dqn_seconds = seconds_before + time.perf_counter() - t_phase
+            lr_frac = max(progress_frac, state.dqn_seconds / horizon if horizon > 0 else 1.0)
+            self.learner.set_lr(cfg.lr * decay_factor(cfg.lr_schedule, lr_frac))
             if cfg.algo == "scst":  # acting and learning in one (time counted as learning)
                 t0 = time.perf_counter()
                 steps, scores, stats = self.scst_round()
@@ -342,6 +349,7 @@ class TextTrainer:
                     {
                         **stats,
                         "epsilon": eps,
+                        "lr": self.learner.optimizer.param_groups[0]["lr"],
                         "episode_score": float(np.mean(recent)),
                         "learned_per_s": learned / max(t_learn, 1e-9),
                         **self.apex_stats(),
