@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from textrl.dqn.losses import (
     legal_log_softmax,
     policy_gradient_loss,
 )
+from textrl.dqn.policy import decay_factor
 from textrl.text.build import make_env
 from textrl.text.config import TextConfig
 from textrl.text.decoding import TextAgent
@@ -586,8 +588,6 @@ def test_mle_holdout_keeps_the_acted_documents_out_of_the_warm_start(
 
 
 def test_learning_rate_factors_against_hand_computed_values() -> None:
-    from textrl.dqn.policy import decay_factor
-
     assert [decay_factor("constant", p) for p in (0.0, 0.5, 1.0)] == [1.0, 1.0, 1.0]
     assert [decay_factor("linear", p) for p in (-1.0, 0.0, 0.25, 1.0, 2.0)] == [1, 1, 0.75, 0, 0]
     assert decay_factor("cosine", 0.0) == 1.0 and decay_factor("cosine", 1.0) == 0.0
@@ -598,8 +598,6 @@ def test_learning_rate_factors_against_hand_computed_values() -> None:
 
 
 def _logged_lr(run: Path) -> list[float]:
-    import json
-
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     return [r["lr"] for r in rows if "lr" in r]
 
