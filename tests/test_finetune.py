@@ -529,12 +529,22 @@ def test_a_learner_off_the_cpu_acts_with_a_fresh_cpu_copy(tiny_data: Path) -> No
     assert all(torch.equal(v, got[k]) for k, v in want.items())
 
 
-def test_dropout_is_for_fine_tuning_only(tiny_data: Path) -> None:
-    cfg = TextConfig(data=str(tiny_data), dropout=0.2, **TINY)
+@pytest.mark.parametrize("mle_dropout", [0.0, 0.3])
+def test_each_phase_has_its_own_dropout(tiny_data: Path, mle_dropout: float) -> None:
+    cfg = TextConfig(data=str(tiny_data), dropout=0.2, mle_dropout=mle_dropout, **TINY)
     torch.manual_seed(cfg.seed)
-    learner = TextLearner(cfg, make_env(cfg, "train"))
+    env = make_env(cfg, "train")
+    learner = TextLearner(cfg, env)
     rates = lambda: {m.p for m in learner.online.modules() if isinstance(m, torch.nn.Dropout)}  # noqa: E731
-    assert rates() == {0.0}  # the warm start imitates without it
+    assert rates() == {mle_dropout}  # the warm start's own (default: none)
+    demos = demonstrations(env, make_env(cfg, "train", env.tokenizer, "none"))
+    b = learner.batch(demos[:4])
+    passes = [learner.online(b.source, b.source_mask, b.tokens) for _ in range(2)]
+    assert torch.equal(*passes) == (mle_dropout == 0.0)  # its updates drop units ...
+    learner.mle_update(demos)
+    agent = TextAgent(learner.online, env)
+    docs = [e.document for e in env.examples[:4]]
+    assert agent.generate(docs) == agent.generate(docs)  # ... its decoding does not
     learner.end_warm_start()
     assert rates() == {0.2}
     assert not learner.target.training and not learner.prior.training  # no dropout in targets

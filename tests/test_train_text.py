@@ -176,10 +176,15 @@ def test_interrupted_run_resumes_exactly(tiny_data: Path, tmp_path: Path) -> Non
         assert torch.equal(value, b.model_state[key]), key
 
 
-def test_warm_start_is_checkpointed_and_resumes_exactly(tiny_data: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "extra", [{}, {"mle_weight_average": 0.9, "mle_dropout": 0.2}], ids=["default", "averaged"]
+)
+def test_warm_start_is_checkpointed_and_resumes_exactly(
+    tiny_data: Path, tmp_path: Path, extra: dict
+) -> None:
     import torch
 
-    cfg = TextConfig(data=str(tiny_data), **{**TINY, "total_steps": 150})
+    cfg = TextConfig(data=str(tiny_data), **{**TINY, "total_steps": 150, **extra})
     full = train_text(cfg, tmp_path / "full", progress=False)
     cut = train_text(
         cfg, tmp_path / "cut", progress=False, callback=lambda state: state.mle_updates < 7
@@ -188,6 +193,16 @@ def test_warm_start_is_checkpointed_and_resumes_exactly(tiny_data: Path, tmp_pat
     state = RunDir(tmp_path / "cut").load_latest().meta["state"]
     assert state["phase"] == "mle" and state["mle_updates"] == 7
     assert (tmp_path / "cut" / "mle.safetensors").is_file()  # the warm start is always saved
+    if cfg.mle_weight_average:  # its evaluation of update 5 keeps the average, not the online
+        from safetensors.torch import load_file
+
+        five = tmp_path / "five"
+        train_text(cfg, five, progress=False, callback=lambda state: state.mle_updates < 5)
+        kept = load_file(str(five / "mle.safetensors"))
+        ckpt = RunDir(five).load_latest().model_state  # (of update 5, too)
+        assert RunDir(five).load_latest().meta["state"]["mle_updates"] == 5
+        assert all(torch.equal(v, ckpt[f"average.{k}"]) for k, v in kept.items())
+        assert not all(torch.equal(v, ckpt[f"online.{k}"]) for k, v in kept.items())
     resumed = train_text(cfg, tmp_path / "cut", resume=True, progress=False)
     assert (resumed["mle_updates"], resumed["grad_steps"]) == (
         full["mle_updates"],

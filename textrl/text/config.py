@@ -149,6 +149,17 @@ class TextConfig(DQNConfig):
         "the warm start is no better than on new ones. 0: both phases use every document.",
     )
     mle_lr: float = option(1e-3, "Learning rate of the warm start.")
+    mle_weight_average: float = option(
+        0.0,
+        "Decay of a moving average of the warm start's weights (as --weight-average for the "
+        "fine-tuning phase): its evaluations decode the average and the warm start kept is the "
+        "best average. 0: the online weights.",
+    )
+    mle_dropout: float = option(
+        0.0,
+        "Residual dropout of the transformer layers in the warm start's cross-entropy updates "
+        "(its evaluations decode without it); --dropout is the fine-tuning phase's.",
+    )
     mle_eval_every: int = option(
         100,
         "Greedy evaluation on --eval-split every this many warm-start updates; the warm start "
@@ -428,7 +439,8 @@ class TextConfig(DQNConfig):
         )
         check_field(self, "sil_temperature", self.sil_temperature > 0, "a positive number")
         check_field(self, "sil_length_slack", self.sil_length_slack >= -1, "an integer >= -1")
-        check_field(self, "dropout", 0.0 <= self.dropout < 1.0, "a number in [0, 1)")
+        for name in ("dropout", "mle_dropout", "mle_weight_average"):
+            check_field(self, name, 0.0 <= getattr(self, name) < 1.0, "a number in [0, 1)")
         check_field(self, "holdout", 0.0 <= self.holdout < 0.5, "a number in [0, 0.5)")
         for name in (
             "max_new_tokens",

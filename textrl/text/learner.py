@@ -104,7 +104,10 @@ class TextLearner(DQNCore):
         self.average: QNetwork | None = None  # the moving average that is evaluated
         if cfg.algo == "anchored" and not cfg.mle:
             self.set_prior()  # the network as built (or as --init-weights loaded it)
-        if not cfg.mle:
+        if cfg.mle:
+            self.set_dropout(cfg.mle_dropout)
+            self.start_average()
+        else:
             self.set_dropout(cfg.dropout)
             self.start_average()
 
@@ -123,18 +126,26 @@ class TextLearner(DQNCore):
         return self._cpu_twin
 
     def evaluated_network(self) -> QNetwork:
-        """The network evaluations decode and ``best.safetensors`` keeps: the moving average of
-        the DQN phase's weights with ``weight_average``, else the acting network (on the CPU)."""
+        """The network evaluations decode and ``best.safetensors`` (``mle.safetensors`` in the
+        warm start) keeps: the phase's moving average (:meth:`average_decay`), else the acting
+        network (on the CPU)."""
         if self.average is None:
             return self.acting_network()
         if self.device.type == "cpu":
             return self.average
         return copy.deepcopy(self.average).to("cpu")
 
+    def average_decay(self) -> float:
+        """The moving average's decay in this phase: ``mle_weight_average`` in the warm start,
+        ``weight_average`` after it (0: no average)."""
+        cfg = self.cfg
+        return cfg.mle_weight_average if self.state.phase == "mle" else cfg.weight_average
+
     def start_average(self) -> None:
-        """Start the moving average of ``weight_average`` at the online weights (the warm
-        start, at the switch to DQN)."""
-        if self.cfg.weight_average > 0:
+        """Start the phase's moving average (:meth:`average_decay`) at the online weights: at
+        the start of the warm start, and at the switch to DQN (the warm start's weights)."""
+        self.average = None
+        if self.average_decay() > 0:
             self.average = copy.deepcopy(self.online).requires_grad_(False).eval()
 
     def network_state(self) -> dict[str, Any]:
@@ -145,16 +156,15 @@ class TextLearner(DQNCore):
 
     def restore(self, checkpoint: Checkpoint) -> None:
         super().restore(checkpoint)
-        if self.state.phase == "dqn":
-            self.start_average()
-            saved = unpack_network_state(checkpoint.model_state, "average")
-            if self.average is not None and saved:
-                self.average.load_state_dict(saved)
+        self.start_average()
+        saved = unpack_network_state(checkpoint.model_state, "average")
+        if self.average is not None and saved:
+            self.average.load_state_dict(saved)
 
     def update_average(self) -> None:
-        """After each DQN-phase step: average the online weights into ``average``."""
+        """After each step of either phase: average the online weights into ``average``."""
         if self.average is not None:
-            polyak_update(self.average, self.online, 1.0 - self.cfg.weight_average)
+            polyak_update(self.average, self.online, 1.0 - self.average_decay())
 
     # -- warm start ---------------------------------------------------------------------------
 
@@ -182,6 +192,7 @@ class TextLearner(DQNCore):
                 value_loss = F.smooth_l1_loss(q_demo[b.valid], togo_t[b.valid])
                 loss = loss + cfg.mle_value_weight * value_loss
             self.apply_gradients(loss, "MLE loss")
+            self.update_average()
             self.state.mle_updates += 1
             return float(loss.detach())
 
@@ -195,8 +206,8 @@ class TextLearner(DQNCore):
             self.set_prior()
         self.set_dropout(self.cfg.dropout)
         self.set_lr(self.cfg.lr)
-        self.start_average()
         self.state.phase = "dqn"
+        self.start_average()
 
     def set_dropout(self, p: float) -> None:
         """Residual dropout ``p`` in the online network's training passes (fine-tuning only;

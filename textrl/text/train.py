@@ -255,7 +255,7 @@ class TextTrainer:
         if ev["eval_score"] > self.state.mle_best:
             self.state.mle_best = ev["eval_score"]
             self.state.mle_stale = 0
-            save_weights(self.learner.online, self.mle_path)
+            save_weights(self.agent.net, self.mle_path)  # (what was evaluated)
         else:
             self.state.mle_stale += 1
 
@@ -267,7 +267,8 @@ class TextTrainer:
                 self.evaluate_warm_start()
             load_weights(self.learner.online, self.mle_path, "mle")  # the best on --eval-split
         else:
-            save_weights(self.learner.online, self.mle_path)
+            save_weights(self.learner.evaluated_network(), self.mle_path)
+            load_weights(self.learner.online, self.mle_path, "mle")
         self.learner.end_warm_start()
         # The warm start is the first candidate for "best".
         self.warm_start_scores = self.evaluate()
