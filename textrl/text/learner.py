@@ -104,12 +104,8 @@ class TextLearner(DQNCore):
         self.average: QNetwork | None = None  # the moving average that is evaluated
         if cfg.algo == "anchored" and not cfg.mle:
             self.set_prior()  # the network as built (or as --init-weights loaded it)
-        if cfg.mle:
-            self.set_dropout(cfg.mle_dropout)
-            self.start_average()
-        else:
-            self.set_dropout(cfg.dropout)
-            self.start_average()
+        self.set_dropout(cfg.mle_dropout if cfg.mle else cfg.dropout)
+        self.start_average()  # (the phase's own: see average_decay)
 
     def batch(self, episodes: Sequence[Episode]) -> EpisodeTensors:
         return episode_tensors(episodes, self.pad_id, self.online.n_actions, self.device)
@@ -210,8 +206,9 @@ class TextLearner(DQNCore):
         self.start_average()
 
     def set_dropout(self, p: float) -> None:
-        """Residual dropout ``p`` in the online network's training passes (fine-tuning only;
-        the target and the prior run in eval mode, acting and decoding switch to it)."""
+        """Residual dropout ``p`` in the online network's training passes (``mle_dropout`` in
+        the warm start, ``dropout`` after it; the target and the prior run in eval mode, acting
+        and decoding switch to it)."""
         for module in self.online.modules():
             if isinstance(module, torch.nn.Dropout):
                 module.p = float(p)
