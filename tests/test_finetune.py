@@ -550,6 +550,27 @@ def test_each_phase_has_its_own_dropout(tiny_data: Path, mle_dropout: float) -> 
     assert not learner.target.training and not learner.prior.training  # no dropout in targets
 
 
+def test_the_warm_start_average_follows_its_decay_and_starts_the_dqn_phase(
+    tiny_data: Path,
+) -> None:
+    cfg = TextConfig(data=str(tiny_data), mle_weight_average=0.9, **TINY)
+    torch.manual_seed(cfg.seed)
+    env = make_env(cfg, "train")
+    learner = TextLearner(cfg, env)
+    demos = demonstrations(env, make_env(cfg, "train", env.tokenizer, "none"))
+    before = {k: v.clone() for k, v in learner.online.state_dict().items()}
+    learner.mle_update(demos)
+    after, avg = learner.online.state_dict(), learner.average.state_dict()
+    for name, _ in learner.online.named_parameters():  # 0.9 * w0 + 0.1 * w1, by hand
+        want = 0.9 * before[name] + 0.1 * after[name]
+        assert torch.allclose(avg[name], want, atol=1e-6), name
+    assert learner.evaluated_network() is learner.average  # what its evaluations decode
+    learner.end_warm_start()  # the DQN phase's own average (0.99) starts at the online weights
+    assert learner.average_decay() == cfg.weight_average
+    got = learner.average.state_dict()
+    assert all(torch.equal(v, got[k]) for k, v in learner.online.state_dict().items())
+
+
 @pytest.mark.parametrize("fresh", [True, False])
 def test_the_dqn_phase_starts_with_a_fresh_optimizer(tiny_data: Path, fresh: bool) -> None:
     cfg = TextConfig(data=str(tiny_data), fresh_optimizer=fresh, **TINY)
