@@ -196,6 +196,52 @@ def test_scst_update_raises_the_better_sample(tiny_data: Path) -> None:
     assert float(after[0] - before[0]) > 0 > float(after[1] - before[1])
 
 
+@pytest.mark.parametrize("temperature", [1.0, 0.5])
+def test_scst_loss_is_the_advantage_times_the_sampling_policys_log_likelihood(
+    tiny_data: Path, temperature: float
+) -> None:
+    """--scst-temperature T: the loss is -mean_i(adv_i * sum_t log pi_T(a_t|s_t)), pi_T the
+    softmax of Q / (soft_tau * T) over the legal tokens, computed here token by token."""
+    cfg, _, learner, demos = _learner(
+        tiny_data, algo="scst", scst_temperature=temperature, dropout=0.0
+    )
+    episodes, adv = demos[:2], [0.3, -0.1]
+    b = learner.batch(episodes)
+    with torch.no_grad():
+        q = learner.online(b.source, b.source_mask, b.tokens)
+    expected = 0.0
+    for i, episode in enumerate(episodes):
+        legal = b.legal[i].bool()
+        log_lik = 0.0
+        for t, a in enumerate(episode.actions.tolist()):
+            logits = q[i, t] / (cfg.soft_tau * temperature)
+            log_lik += float(logits[a] - torch.logsumexp(logits[legal], 0))
+        expected -= adv[i] * log_lik / len(episodes)
+    stats = learner.scst_update(episodes, adv)
+    assert stats["loss"] == pytest.approx(expected, rel=1e-4)
+
+
+def test_scst_samples_at_its_temperature(tiny_data: Path, tmp_path: Path) -> None:
+    from textrl.text.train import TextTrainer
+
+    cfg = TextConfig(
+        data=str(tiny_data), algo="scst", scst_temperature=0.4, **{**TINY, "mle": False}
+    )
+    trainer = TextTrainer(cfg, tmp_path)
+    seen = []
+    collect = trainer.collect
+
+    def spy(eps, temperature=0.0):
+        seen.append((eps, temperature))
+        return collect(eps, temperature)
+
+    trainer.collect = spy
+    trainer.scst_round()
+    assert seen == [(0.0, 0.4)]
+    with pytest.raises(ValueError, match="scst_temperature"):
+        TextConfig(data=str(tiny_data), algo="scst", scst_temperature=0.0)
+
+
 @pytest.mark.parametrize(
     ("algo", "extra"),
     [

@@ -200,6 +200,13 @@ class TextConfig(DQNConfig):
         "(Rennie et al. 2017); K >= 2: each sample's baseline is the mean score of the other "
         "K - 1 (Kool et al. 2019), so advantages are zero-mean per document.",
     )
+    scst_temperature: float = option(
+        1.0,
+        "--algo scst: temperature of the sampled summaries and of the policy whose "
+        "log-probabilities the gradient raises or lowers (softmax(Q / (soft_tau * T))); the "
+        "greedy decode is the same at every T. At 1 SciTLDR samples score far below greedy "
+        "and among them longer ones score higher, so the policy lengthens (BENCHMARKS.md).",
+    )
     anchor_eta: float = option(
         0.05,
         "--algo anchored: weight of KL(pi || warm start) per token, in reward units; the policy "
@@ -437,7 +444,8 @@ class TextConfig(DQNConfig):
             0 <= self.mle_holdout < 1 and (not self.mle_holdout or not self.actors),
             "a share in [0, 1), and 0 with --actors (Ape-X actors draw their own documents)",
         )
-        check_field(self, "sil_temperature", self.sil_temperature > 0, "a positive number")
+        for name in ("sil_temperature", "scst_temperature"):
+            check_field(self, name, getattr(self, name) > 0, "a positive number")
         check_field(self, "sil_length_slack", self.sil_length_slack >= -1, "an integer >= -1")
         for name in ("dropout", "mle_dropout", "mle_weight_average"):
             check_field(self, name, 0.0 <= getattr(self, name) < 1.0, "a number in [0, 1)")

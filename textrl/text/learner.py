@@ -319,11 +319,13 @@ class TextLearner(DQNCore):
         self, episodes: Sequence[Episode], advantages: Sequence[float]
     ) -> dict[str, float]:
         """One self-critical policy-gradient step (Rennie et al. 2017) on sampled ``episodes``,
-        each with its score minus the greedy decode's on the same document."""
+        each with its score minus the greedy decode's on the same document; the log-probabilities
+        are those of the sampling policy, ``softmax(Q / (soft_tau * scst_temperature))``."""
         with torch_threads(self.cfg.torch_threads):
             b = self.batch(episodes)
             q = self.online(b.source, b.source_mask, b.tokens)[:, :-1]  # (B, T, A)
-            log_pi = legal_log_softmax(q / self.cfg.soft_tau, b.legal[:, None, :])
+            scale = self.cfg.soft_tau * self.cfg.scst_temperature  # the sampling policy's
+            log_pi = legal_log_softmax(q / scale, b.legal[:, None, :])
             taken = log_pi.gather(-1, b.actions[..., None]).squeeze(-1)  # (B, T)
             adv = torch.tensor(advantages, dtype=torch.float32, device=self.device)
             loss = policy_gradient_loss(taken, adv, b.valid)

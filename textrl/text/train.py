@@ -373,13 +373,14 @@ class TextTrainer:
 
     def scst_round(self) -> tuple[int, list[float], dict[str, float]]:
         """Self-critical sequence training (``algo="scst"``): ``scst_samples`` sampled episodes
-        per document from the policy ``softmax(Q / soft_tau)`` and one policy-gradient step on
-        their advantages: the score minus the greedy decode's on the same document (one
-        sample), or minus the mean of the document's other samples (several)."""
+        per document from the policy ``softmax(Q / (soft_tau * scst_temperature))`` and one
+        policy-gradient step on their advantages: the score minus the greedy decode's on the
+        same document (one sample), or minus the mean of the document's other samples."""
         learner, state, k = self.learner, self.state, self.cfg.scst_samples
-        rollouts = [self.collect(0.0, temperature=1.0)]
+        temperature = self.cfg.scst_temperature
+        rollouts = [self.collect(0.0, temperature=temperature)]
         indices = rollouts[0].indices
-        scale = 1 / self.cfg.soft_tau
+        scale = 1 / (self.cfg.soft_tau * temperature)
         net = learner.acting_network()
         with torch_threads(1):
             for _ in range(k - 1):  # the same documents again
