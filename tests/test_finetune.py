@@ -225,19 +225,28 @@ def test_scst_samples_at_its_temperature(tiny_data: Path, tmp_path: Path) -> Non
     from textrl.text.train import TextTrainer
 
     cfg = TextConfig(
-        data=str(tiny_data), algo="scst", scst_temperature=0.4, **{**TINY, "mle": False}
+        data=str(tiny_data),
+        algo="scst",
+        scst_temperature=0.4,
+        scst_samples=2,
+        **{**TINY, "mle": False},
     )
     trainer = TextTrainer(cfg, tmp_path)
-    seen = []
-    collect = trainer.collect
+    seen, scales = [], []
+    collect, actor_collect = trainer.collect, trainer.actor.collect
 
     def spy(eps, temperature=0.0):
         seen.append((eps, temperature))
         return collect(eps, temperature)
 
-    trainer.collect = spy
+    def actor_spy(net, eps, gen, seeds, indices, scale):  # both samples of each document
+        scales.append(scale)
+        return actor_collect(net, eps, gen, seeds, indices, scale)
+
+    trainer.collect, trainer.actor.collect = spy, actor_spy
     trainer.scst_round()
     assert seen == [(0.0, 0.4)]
+    assert scales == pytest.approx([1 / (cfg.soft_tau * 0.4)] * 2)
     with pytest.raises(ValueError, match="scst_temperature"):
         TextConfig(data=str(tiny_data), algo="scst", scst_temperature=0.0)
 
